@@ -1,0 +1,198 @@
+//! Conditional requests: answering the client's (RFC 9110 §13) from a stored
+//! response, and revalidating a stored response with the origin (RFC 9111 §4.3).
+
+use http::header::{
+    self, HeaderMap, HeaderName, HeaderValue, ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    IF_RANGE, IF_UNMODIFIED_SINCE, LAST_MODIFIED,
+};
+
+/// Fields a 304 carries over from the 200 it stands for (RFC 9110 §15.4.5).
+const NOT_MODIFIED_FIELDS: [HeaderName; 7] = [
+    header::CACHE_CONTROL,
+    header::CONTENT_LOCATION,
+    header::DATE,
+    ETAG,
+    header::EXPIRES,
+    header::VARY,
+    LAST_MODIFIED,
+];
+
+/// True when the client's `If-None-Match` / `If-Modified-Since` is satisfied
+/// by `stored`, so a 304 answers it (RFC 9110 §13.1.2, §13.1.3, §13.2.2).
+pub fn is_not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
+    if request.contains_key(IF_NONE_MATCH) {
+        let Some(etag) = stored.get(ETAG).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        return request
+            .get_all(IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|candidate| {
+                let candidate = candidate.trim();
+                candidate == "*" || weak_eq(candidate, etag)
+            });
+    }
+    // If-Modified-Since is ignored when If-None-Match is present (§13.1.3).
+    match (
+        crate::policy::http_date(request, &IF_MODIFIED_SINCE),
+        crate::policy::http_date(stored, &LAST_MODIFIED),
+    ) {
+        (Some(since), Some(modified)) => modified <= since,
+        _ => false,
+    }
+}
+
+/// Weak comparison (RFC 9110 §8.8.3.2): equal opaque tags, `W/` ignored.
+fn weak_eq(a: &str, b: &str) -> bool {
+    let strip = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    strip(a) == strip(b)
+}
+
+/// The headers of a 304 standing for `stored`.
+pub fn not_modified_headers(stored: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in NOT_MODIFIED_FIELDS {
+        for value in stored.get_all(&name) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// Removes the client's preconditions before a cache fill, so the origin
+/// sends a full response that can be stored; the cache then answers the
+/// preconditions itself.
+pub fn strip_preconditions(headers: &mut HeaderMap) {
+    for name in [
+        IF_NONE_MATCH,
+        IF_MODIFIED_SINCE,
+        IF_MATCH,
+        IF_UNMODIFIED_SINCE,
+        IF_RANGE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// Validators for revalidating `stored` (RFC 9111 §4.3.1); `None` when the
+/// stored response has none and must be fetched in full.
+pub fn validators(stored: &HeaderMap) -> Option<Vec<(HeaderName, HeaderValue)>> {
+    let mut out = Vec::new();
+    if let Some(etag) = stored.get(ETAG) {
+        out.push((IF_NONE_MATCH, etag.clone()));
+    }
+    if let Some(modified) = stored.get(LAST_MODIFIED) {
+        out.push((IF_MODIFIED_SINCE, modified.clone()));
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Freshens a stored response's headers with a 304's (RFC 9111 §4.3.4):
+/// every field in the 304 replaces the stored one, except the ones that
+/// describe the body the 304 does not carry.
+pub fn freshen(stored: &mut HeaderMap, not_modified: &HeaderMap) {
+    let keep = [
+        header::CONTENT_LENGTH,
+        header::CONTENT_ENCODING,
+        header::CONTENT_TYPE,
+    ];
+    for name in not_modified.keys() {
+        if keep.contains(name) {
+            continue;
+        }
+        stored.remove(name);
+        for value in not_modified.get_all(name) {
+            stored.append(name.clone(), value.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn not_modified_table() {
+        let stored = h(&[
+            ("etag", "\"v1\""),
+            ("last-modified", "Tue, 01 Jan 2030 00:00:00 GMT"),
+        ]);
+        let cases: &[(&[(&str, &str)], bool)] = &[
+            (&[("if-none-match", "\"v1\"")], true),
+            (&[("if-none-match", "W/\"v1\"")], true),
+            (&[("if-none-match", "\"v0\", \"v1\"")], true),
+            (&[("if-none-match", "*")], true),
+            (&[("if-none-match", "\"v2\"")], false),
+            (
+                &[
+                    ("if-none-match", "\"v2\""),
+                    ("if-modified-since", "Wed, 01 Jan 2031 00:00:00 GMT"),
+                ],
+                false,
+            ),
+            (
+                &[("if-modified-since", "Wed, 01 Jan 2031 00:00:00 GMT")],
+                true,
+            ),
+            (
+                &[("if-modified-since", "Tue, 01 Jan 2030 00:00:00 GMT")],
+                true,
+            ),
+            (
+                &[("if-modified-since", "Mon, 01 Jan 2029 00:00:00 GMT")],
+                false,
+            ),
+            (&[("if-modified-since", "yesterday")], false),
+            (&[], false),
+        ];
+        for (req, want) in cases {
+            assert_eq!(is_not_modified(&h(req), &stored), *want, "{req:?}");
+        }
+        assert!(!is_not_modified(
+            &h(&[("if-none-match", "*")]),
+            &HeaderMap::new()
+        ));
+    }
+
+    #[test]
+    fn freshen_keeps_body_fields() {
+        let mut stored = h(&[
+            ("etag", "\"a\""),
+            ("content-length", "10"),
+            ("cache-control", "max-age=1"),
+            ("x-old", "1"),
+        ]);
+        freshen(
+            &mut stored,
+            &h(&[
+                ("cache-control", "max-age=60"),
+                ("content-length", "0"),
+                ("x-new", "2"),
+            ]),
+        );
+        assert_eq!(stored["cache-control"], "max-age=60");
+        assert_eq!(stored["content-length"], "10");
+        assert_eq!(stored["x-old"], "1");
+        assert_eq!(stored["x-new"], "2");
+    }
+
+    #[test]
+    fn validators_from_stored() {
+        assert!(validators(&HeaderMap::new()).is_none());
+        let v = validators(&h(&[("etag", "\"a\"")])).unwrap();
+        assert_eq!(v, vec![(IF_NONE_MATCH, HeaderValue::from_static("\"a\""))]);
+    }
+}

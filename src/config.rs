@@ -1,0 +1,243 @@
+//! Configuration: one typed, validated struct read from the Worker's
+//! environment on each request.
+//!
+//! Parsing takes a lookup function rather than `worker::Env` so that it runs
+//! (and is tested) natively. A malformed value is a [`ConfigError`] naming the
+//! variable, which the edge turns into a 500 and a log line, never a panic.
+
+use crate::policy::PolicyOptions;
+use http::Uri;
+
+/// Everything the worker reads from `[vars]` and secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where cache misses go (`ORIGIN`).
+    pub origin: OriginConfig,
+    /// Prefix of the admin routes (`ADMIN_PATH`, default `/_admin`).
+    pub admin_path: String,
+    /// The name this cache uses in `Cache-Status` (`CACHE_NAME`, default `edge-cache`).
+    pub cache_name: String,
+    /// `HEURISTIC_FRESHNESS`: percent of `Date - Last-Modified`, 0 (the default) disables.
+    pub policy: PolicyOptions,
+    /// `RETAIN_STALE`: seconds an entry is kept past its freshness for revalidation (default one day).
+    pub retain_stale: u64,
+}
+
+/// Where the origin is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginConfig {
+    /// `ORIGIN` unset or empty: the bundled demo site in `www/` (static-assets binding).
+    DemoAssets,
+    /// `ORIGIN=https://host[:port][/prefix]`.
+    Url(OriginBase),
+}
+
+/// An origin base URL; request paths are appended to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginBase {
+    /// `scheme://authority`
+    root: String,
+    /// Path prefix without a trailing slash, possibly empty.
+    prefix: String,
+}
+
+impl OriginBase {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let uri: Uri = value
+            .trim()
+            .parse()
+            .map_err(|e| format!("not a URL ({e})"))?;
+        let scheme = match uri.scheme_str() {
+            Some(s @ ("http" | "https")) => s,
+            _ => return Err("must start with http:// or https://".into()),
+        };
+        let authority = uri.authority().ok_or("has no host")?;
+        if authority.as_str().contains('@') {
+            return Err("must not contain credentials".into());
+        }
+        if uri.query().is_some() {
+            return Err("must not have a query".into());
+        }
+        Ok(OriginBase {
+            root: format!("{scheme}://{authority}"),
+            prefix: uri.path().trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// The origin URL for a client request URI: prefix, then path and query.
+    pub fn url_for(&self, uri: &Uri) -> String {
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        format!("{}{}{}", self.root, self.prefix, path)
+    }
+}
+
+/// A configuration variable with a value the worker cannot use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "configuration variable {} is invalid: {}",
+            self.variable, self.reason
+        )
+    }
+}
+
+impl Config {
+    /// Reads and validates every variable through `lookup` (name to value).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let err = |variable: &'static str, reason: String| ConfigError { variable, reason };
+
+        let origin = match get("ORIGIN") {
+            None => OriginConfig::DemoAssets,
+            Some(v) => OriginConfig::Url(
+                OriginBase::parse(&v).map_err(|r| err("ORIGIN", format!("{v:?} {r}")))?,
+            ),
+        };
+        let admin_path = match get("ADMIN_PATH") {
+            None => "/_admin".to_string(),
+            Some(v) if v.starts_with('/') && v.len() > 1 && !v.contains(['?', '#', ' ']) => {
+                v.trim_end_matches('/').to_string()
+            }
+            Some(v) => {
+                return Err(err(
+                    "ADMIN_PATH",
+                    format!("{v:?} must be a path like /_admin"),
+                ))
+            }
+        };
+        let cache_name = match get("CACHE_NAME") {
+            None => "edge-cache".to_string(),
+            Some(v) if v.bytes().all(is_tchar) => v,
+            Some(v) => {
+                return Err(err(
+                    "CACHE_NAME",
+                    format!("{v:?} must be an HTTP token (letters, digits, -._~)"),
+                ))
+            }
+        };
+        let heuristic_percent = match get("HEURISTIC_FRESHNESS") {
+            None => 0,
+            Some(v) => match v.trim_end_matches('%').parse::<u8>() {
+                Ok(p) if p <= 100 => p,
+                _ => {
+                    return Err(err(
+                        "HEURISTIC_FRESHNESS",
+                        format!("{v:?} must be a percentage from 0 to 100"),
+                    ))
+                }
+            },
+        };
+        let retain_stale = match get("RETAIN_STALE") {
+            None => 86_400,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s <= 365 * 86_400)
+                .ok_or_else(|| {
+                    err(
+                        "RETAIN_STALE",
+                        format!("{v:?} must be seconds, at most one year"),
+                    )
+                })?,
+        };
+        Ok(Config {
+            origin,
+            admin_path,
+            cache_name,
+            policy: PolicyOptions { heuristic_percent },
+            retain_stale,
+        })
+    }
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.origin, OriginConfig::DemoAssets);
+        assert_eq!(c.admin_path, "/_admin");
+        assert_eq!(c.cache_name, "edge-cache");
+        assert_eq!(c.policy.heuristic_percent, 0);
+        assert_eq!(c.retain_stale, 86_400);
+        assert_eq!(
+            parse(&[("ORIGIN", "  ")]).unwrap().origin,
+            OriginConfig::DemoAssets
+        );
+    }
+
+    #[test]
+    fn origin_urls() {
+        let base = OriginBase::parse("http://127.0.0.1:9000/v2/").unwrap();
+        assert_eq!(
+            base.url_for(&"https://edge.example/a/b?c=1".parse().unwrap()),
+            "http://127.0.0.1:9000/v2/a/b?c=1"
+        );
+        let root = OriginBase::parse("https://origin.example").unwrap();
+        assert_eq!(
+            root.url_for(&"https://edge.example/".parse().unwrap()),
+            "https://origin.example/"
+        );
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        let cases = [
+            ("ORIGIN", "ftp://x"),
+            ("ORIGIN", "not a url"),
+            ("ORIGIN", "/relative"),
+            ("ORIGIN", "https://user:pw@host"),
+            ("ORIGIN", "https://host/?q=1"),
+            ("ADMIN_PATH", "admin"),
+            ("ADMIN_PATH", "/"),
+            ("CACHE_NAME", "edge cache"),
+            ("HEURISTIC_FRESHNESS", "150"),
+            ("HEURISTIC_FRESHNESS", "ten"),
+            ("RETAIN_STALE", "-1"),
+            ("RETAIN_STALE", "99999999999"),
+        ];
+        for (name, value) in cases {
+            let e = parse(&[(name, value)]).unwrap_err();
+            assert_eq!(e.variable, name, "{value}");
+            assert!(e.to_string().contains(name));
+        }
+        assert_eq!(
+            parse(&[("HEURISTIC_FRESHNESS", "10%")])
+                .unwrap()
+                .policy
+                .heuristic_percent,
+            10
+        );
+        assert_eq!(
+            parse(&[("ADMIN_PATH", "/ops/")]).unwrap().admin_path,
+            "/ops"
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! Conversions between `web_sys` messages and `http` types.
+//!
+//! JS header values are ByteStrings: each char is one byte (0–255). They are
+//! mapped byte for byte (Latin-1), so values with non-ASCII bytes survive the
+//! round trip unchanged instead of being re-encoded as UTF-8.
+
+use super::body::EdgeBody;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response};
+use wasm_bindgen::JsValue;
+use worker::{Error, Result};
+
+pub fn request_from_js(request: &web_sys::Request) -> Result<Request<EdgeBody>> {
+    let mut builder = Request::builder()
+        .method(request.method().as_str())
+        .uri(request.url());
+    if let Some(headers) = builder.headers_mut() {
+        *headers = headers_from_js(&request.headers());
+    }
+    builder
+        .body(EdgeBody::from_stream(request.body()))
+        .map_err(|e| Error::RustError(format!("unusable request: {e}")))
+}
+
+pub fn response_from_js(response: &web_sys::Response) -> Response<EdgeBody> {
+    let mut out = Response::new(EdgeBody::from_stream(response.body()));
+    *out.status_mut() =
+        http::StatusCode::from_u16(response.status()).unwrap_or(http::StatusCode::BAD_GATEWAY);
+    *out.headers_mut() = headers_from_js(&response.headers());
+    out
+}
+
+pub fn response_to_js(response: Response<EdgeBody>) -> Result<web_sys::Response> {
+    let (parts, body) = response.into_parts();
+    let init = web_sys::ResponseInit::new();
+    init.set_status(parts.status.as_u16());
+    init.set_headers_headers(&headers_to_js(&parts.headers)?);
+    // 101, 204, 205 and 304 must not have a body, not even an empty one.
+    let null_body = matches!(parts.status.as_u16(), 101 | 204 | 205 | 304);
+    let built = match body {
+        _ if null_body => web_sys::Response::new_with_opt_str_and_init(None, &init),
+        EdgeBody::Empty => web_sys::Response::new_with_opt_str_and_init(None, &init),
+        EdgeBody::Bytes(mut b) => {
+            web_sys::Response::new_with_opt_u8_array_and_init(Some(&mut b), &init)
+        }
+        EdgeBody::Stream(s) => {
+            web_sys::Response::new_with_opt_readable_stream_and_init(Some(&s), &init)
+        }
+    };
+    built.map_err(Error::from)
+}
+
+pub fn headers_from_js(headers: &web_sys::Headers) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in worker::Headers(headers.clone()).entries() {
+        let bytes = latin1_bytes(&value);
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(&bytes),
+        ) {
+            map.append(n, v);
+        }
+    }
+    map
+}
+
+pub fn headers_to_js(headers: &HeaderMap) -> Result<web_sys::Headers> {
+    let out = web_sys::Headers::new().map_err(Error::from)?;
+    for (name, value) in headers {
+        let text = match value.to_str() {
+            Ok(ascii) => ascii.to_string(),
+            Err(_) => value.as_bytes().iter().map(|&b| char::from(b)).collect(),
+        };
+        out.append(name.as_str(), &text)
+            .map_err(|e: JsValue| Error::from(e))?;
+    }
+    Ok(out)
+}
+
+fn latin1_bytes(value: &str) -> Vec<u8> {
+    if value.is_ascii() {
+        return value.as_bytes().to_vec();
+    }
+    value
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+        .collect()
+}

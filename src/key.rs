@@ -1,0 +1,119 @@
+//! Cache keys, and the Cache API URLs they are stored under.
+//!
+//! A request's *primary key* names the resource: format version, host and
+//! path with query. Every response for it is found through the primary key's
+//! storage URL: either the response itself, or, when the origin answered with
+//! `Vary`, a marker that names the varying fields and a *generation*. Variants
+//! are stored under `primary/<digest(generation, variance)>`, so replacing or
+//! deleting the marker makes every old variant unreachable at once (§4.4
+//! invalidation, and purge by URL later) without listing them.
+//!
+//! Key format version 1, hashed with SHA-256 and truncated to 128 bits:
+//! `"edge-cache/1" NUL scheme "://" lower(host) NUL path-and-query`.
+//! The storage URL lives under the request's own scheme and host, in a path
+//! no origin URL can produce once hashed: `/__edge-cache/1/<hex>`.
+
+use crate::variance::Variance;
+use http::Uri;
+use sha2::{Digest, Sha256};
+
+/// Bumped whenever the key's input or layout changes, orphaning old entries.
+pub const KEY_FORMAT: &str = "edge-cache/1";
+
+/// The key of one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheKey {
+    /// Scheme and authority the storage URLs live under.
+    base: String,
+    /// Hex digest of the primary key input.
+    primary: String,
+}
+
+impl CacheKey {
+    /// The key for a request URI; `None` when it has no host to key on.
+    pub fn for_uri(uri: &Uri) -> Option<Self> {
+        let host = uri.host()?.to_ascii_lowercase();
+        let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+        let authority = match uri.port_u16() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        };
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut hasher = Sha256::new();
+        for part in [KEY_FORMAT, "\0", &scheme, "://", &authority, "\0", path] {
+            hasher.update(part.as_bytes());
+        }
+        Some(CacheKey {
+            base: format!("{scheme}://{authority}"),
+            primary: hex16(&hasher.finalize()),
+        })
+    }
+
+    /// The primary key's digest, recorded in entry metadata.
+    pub fn primary(&self) -> &str {
+        &self.primary
+    }
+
+    /// Where the response, or the vary marker, for this resource is stored.
+    pub fn primary_url(&self) -> String {
+        format!("{}/__edge-cache/1/{}", self.base, self.primary)
+    }
+
+    /// Where one variant of this resource is stored.
+    pub fn variant_url(&self, generation: &str, variance: &Variance) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(generation.as_bytes());
+        hasher.update([0]);
+        hasher.update(variance.digest());
+        format!("{}/{}", self.primary_url(), hex16(&hasher.finalize()))
+    }
+}
+
+/// Lower-case hex of the first 16 bytes.
+fn hex16(bytes: &[u8]) -> String {
+    bytes.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(uri: &str) -> CacheKey {
+        CacheKey::for_uri(&uri.parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn host_is_case_insensitive_path_is_not() {
+        assert_eq!(
+            key("https://EXAMPLE.com/a?b=1"),
+            key("https://example.com/a?b=1")
+        );
+        assert_ne!(key("https://example.com/a"), key("https://example.com/A"));
+        assert_ne!(
+            key("https://example.com/a?b=1"),
+            key("https://example.com/a?b=2")
+        );
+        assert_ne!(key("https://a.example/x"), key("https://b.example/x"));
+        assert_ne!(key("http://example.com/x"), key("https://example.com/x"));
+    }
+
+    #[test]
+    fn storage_urls() {
+        let k = key("http://localhost:8787/a");
+        assert!(k
+            .primary_url()
+            .starts_with("http://localhost:8787/__edge-cache/1/"));
+        assert_eq!(
+            k.primary_url().len(),
+            "http://localhost:8787/__edge-cache/1/".len() + 32
+        );
+        let v = Variance::default();
+        assert_ne!(k.variant_url("g1", &v), k.variant_url("g2", &v));
+        assert!(k.variant_url("g1", &v).starts_with(&k.primary_url()));
+    }
+
+    #[test]
+    fn no_host_no_key() {
+        assert!(CacheKey::for_uri(&"/relative".parse().unwrap()).is_none());
+    }
+}

@@ -1,0 +1,37 @@
+//! edge-cache: an RFC 9111 shared HTTP cache that runs as a Cloudflare Worker.
+//!
+//! The core (every module but `edge`) knows HTTP through the `http` crate,
+//! takes time as a value, and reaches storage, the origin and background
+//! work through the traits in [`platform`]; it builds and is tested natively.
+//! `edge` binds those traits to the Workers runtime and is the only code that
+//! touches `worker` or JS types. This file only wires the two together.
+
+pub mod cache_control;
+pub mod conditional;
+pub mod config;
+pub mod cookies;
+pub mod headers;
+pub mod key;
+pub mod meta;
+pub mod platform;
+pub mod policy;
+pub mod proxy;
+pub mod range;
+pub mod status;
+pub mod variance;
+
+#[cfg(test)]
+mod memory;
+
+#[cfg(target_arch = "wasm32")]
+mod edge;
+
+#[cfg(target_arch = "wasm32")]
+#[worker::event(fetch)]
+async fn fetch(
+    request: worker::Request,
+    env: worker::Env,
+    ctx: worker::Context,
+) -> worker::Result<worker::Response> {
+    edge::handle(request, env, ctx).await
+}

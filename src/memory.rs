@@ -1,0 +1,125 @@
+//! In-memory implementations of the platform traits, for native tests.
+//!
+//! `Storage` is a map, `Origin` a scripted handler that records every request
+//! it sees, and `Background` queues tasks until the test runs them (the way
+//! `wait_until` work finishes after the response).
+
+use crate::platform::{Background, Body, Origin, PlatformError, Storage};
+use http::{Request, Response};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+impl Body for Vec<u8> {
+    fn empty() -> Self {
+        Vec::new()
+    }
+    fn from_bytes(bytes: Vec<u8>) -> Self {
+        bytes
+    }
+    fn tee(self) -> (Self, Self) {
+        (self.clone(), self)
+    }
+    async fn into_bytes(self) -> Result<Vec<u8>, PlatformError> {
+        Ok(self)
+    }
+}
+
+fn copy(r: &Response<Vec<u8>>) -> Response<Vec<u8>> {
+    let mut out = Response::new(r.body().clone());
+    *out.status_mut() = r.status();
+    *out.headers_mut() = r.headers().clone();
+    out
+}
+
+/// A map from URL to response; `failing` makes every call fail.
+#[derive(Clone, Default)]
+pub struct MemoryStorage {
+    pub entries: Rc<RefCell<HashMap<String, Response<Vec<u8>>>>>,
+    pub failing: Rc<RefCell<bool>>,
+}
+
+impl MemoryStorage {
+    fn check(&self) -> Result<(), PlatformError> {
+        match *self.failing.borrow() {
+            true => Err(PlatformError("storage is down".into())),
+            false => Ok(()),
+        }
+    }
+}
+
+impl Storage<Vec<u8>> for MemoryStorage {
+    async fn get(&self, url: &str) -> Result<Option<Response<Vec<u8>>>, PlatformError> {
+        self.check()?;
+        Ok(self.entries.borrow().get(url).map(copy))
+    }
+    async fn put(&self, url: &str, response: Response<Vec<u8>>) -> Result<(), PlatformError> {
+        self.check()?;
+        self.entries.borrow_mut().insert(url.to_string(), response);
+        Ok(())
+    }
+    async fn delete(&self, url: &str) -> Result<bool, PlatformError> {
+        self.check()?;
+        Ok(self.entries.borrow_mut().remove(url).is_some())
+    }
+}
+
+type Handler = Box<dyn Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, PlatformError>>;
+
+/// An origin answering with `handler` and recording what it was sent.
+#[derive(Clone)]
+pub struct ScriptedOrigin {
+    pub handler: Rc<RefCell<Handler>>,
+    pub seen: Rc<RefCell<Vec<Request<Vec<u8>>>>>,
+}
+
+impl ScriptedOrigin {
+    pub fn new(
+        handler: impl Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, PlatformError> + 'static,
+    ) -> Self {
+        ScriptedOrigin {
+            handler: Rc::new(RefCell::new(Box::new(handler))),
+            seen: Rc::default(),
+        }
+    }
+    pub fn calls(&self) -> usize {
+        self.seen.borrow().len()
+    }
+}
+
+impl Origin<Vec<u8>> for ScriptedOrigin {
+    async fn fetch(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, PlatformError> {
+        let result = (self.handler.borrow())(&request);
+        self.seen.borrow_mut().push(request);
+        result
+    }
+}
+
+type Task = Pin<Box<dyn Future<Output = ()>>>;
+
+/// Queues background tasks; `run` completes them, as `wait_until` would.
+#[derive(Clone, Default)]
+pub struct QueuedBackground {
+    pub tasks: Rc<RefCell<Vec<Task>>>,
+    pub warnings: Rc<RefCell<Vec<String>>>,
+}
+
+impl QueuedBackground {
+    pub fn run(&self) {
+        let tasks: Vec<Task> = self.tasks.borrow_mut().drain(..).collect();
+        for task in tasks {
+            futures::executor::block_on(task);
+        }
+    }
+}
+
+impl Background for QueuedBackground {
+    fn spawn(&self, task: impl Future<Output = ()> + 'static) {
+        self.tasks.borrow_mut().push(Box::pin(task));
+    }
+    fn warn(&self, message: &str) {
+        self.warnings.borrow_mut().push(message.to_string());
+    }
+}

@@ -1,0 +1,300 @@
+//! The versioned record stored beside each body, in the `x-edge-cache-meta`
+//! header of the Cache API entry.
+//!
+//! Freshness is decided from this record, never from the Cache API's own
+//! expiry: the Cache API evicts at its own pace (and locally not at all), and
+//! entries are kept past their freshness for revalidation and stale serving.
+//! New fields must arrive with `#[serde(default)]` so older records still read;
+//! a change that old readers would misread bumps [`RECORD_VERSION`].
+
+use crate::policy::{Revalidate, Storable};
+use http::header::{HeaderMap, HeaderName, HeaderValue, AGE, CACHE_CONTROL, DATE};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The header that carries the record in storage. It is removed from every
+/// origin response, so an origin cannot forge one.
+pub const META_HEADER: &str = "x-edge-cache-meta";
+
+/// Records of another version are ignored (treated as a miss).
+pub const RECORD_VERSION: u32 = 1;
+
+/// Fields whose origin value is moved into the record while the stored copy
+/// carries the cache's own: the Cache API must keep the entry past its
+/// freshness (`Cache-Control`, `Expires`, and the targeted fields, which it may
+/// also read) and must not apply `Vary` itself. They come back when the entry
+/// is read, so revalidation sees the origin's fields exactly.
+const SHADOWED: [&str; 5] = [
+    "cache-control",
+    "expires",
+    "vary",
+    crate::policy::CDN_CACHE_CONTROL,
+    crate::policy::SURROGATE_CONTROL,
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Envelope {
+    v: u32,
+    #[serde(flatten)]
+    record: Record,
+}
+
+/// What a storage URL holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    /// A response, body included.
+    Response(EntryMeta),
+    /// The response varies: look up the variant (see [`crate::key`]).
+    Vary(VaryMarker),
+}
+
+/// Says which request fields select the variant, and the generation that
+/// variant URLs are derived from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaryMarker {
+    pub names: Vec<String>,
+    pub generation: String,
+}
+
+/// Metadata of a stored response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryMeta {
+    /// Digest of the primary key (for purge by URL).
+    pub primary: String,
+    /// When the response was received, in Unix seconds (`response_time`, §4.2.3).
+    pub stored_at: u64,
+    /// `corrected_initial_age` (§4.2.3), seconds.
+    pub initial_age: u64,
+    /// Freshness lifetime (§4.2.1), seconds.
+    pub fresh_for: u64,
+    pub revalidate: Revalidate,
+    /// May answer requests that carry `Authorization` (§3.5).
+    pub shared_with_auth: bool,
+    /// Origin values of the shadowed fields, restored when served.
+    #[serde(default)]
+    pub shadow: Vec<(String, String)>,
+}
+
+/// Whether a stored response may be used without contacting the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Fresh, with this many seconds left.
+    Fresh(u64),
+    /// Stale by this many seconds, or it must always be revalidated.
+    Stale(u64),
+}
+
+impl EntryMeta {
+    /// Builds the record for a response received at `response_time` for a
+    /// request sent at `request_time` (§4.2.3 age calculation).
+    pub fn new(
+        primary: &str,
+        plan: &Storable,
+        headers: &HeaderMap,
+        request_time: SystemTime,
+        response_time: SystemTime,
+    ) -> Self {
+        let date = crate::policy::http_date(headers, &DATE).unwrap_or(response_time);
+        let apparent_age = crate::policy::secs_between(date, response_time);
+        let age_value = headers
+            .get(AGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            .min(crate::cache_control::DELTA_SECONDS_MAX);
+        let response_delay = crate::policy::secs_between(request_time, response_time);
+        EntryMeta {
+            primary: primary.to_string(),
+            stored_at: unix_secs(response_time),
+            initial_age: apparent_age.max(age_value + response_delay),
+            fresh_for: plan.fresh_for,
+            revalidate: plan.revalidate,
+            shared_with_auth: plan.shared_with_auth,
+            shadow: Vec::new(),
+        }
+    }
+
+    /// `current_age` (§4.2.3) at `now`.
+    pub fn current_age(&self, now: SystemTime) -> u64 {
+        self.initial_age + unix_secs(now).saturating_sub(self.stored_at)
+    }
+
+    /// Fresh or stale at `now` (§4.2).
+    pub fn freshness(&self, now: SystemTime) -> Freshness {
+        let age = self.current_age(now);
+        match self.revalidate {
+            Revalidate::Always => Freshness::Stale(age.saturating_sub(self.fresh_for)),
+            _ if age < self.fresh_for => Freshness::Fresh(self.fresh_for - age),
+            _ => Freshness::Stale(age - self.fresh_for),
+        }
+    }
+
+    /// Remaining freshness at `now`, negative once stale (`Cache-Status: ttl=`).
+    pub fn ttl(&self, now: SystemTime) -> i64 {
+        self.fresh_for as i64 - self.current_age(now) as i64
+    }
+
+    /// Seconds the Cache API should keep the entry: its remaining freshness
+    /// plus `retain_stale` for later revalidation or stale serving.
+    pub fn retention(&self, retain_stale: u64) -> u64 {
+        self.fresh_for.saturating_sub(self.initial_age) + retain_stale
+    }
+}
+
+/// Turns the headers of a response about to be stored into the stored copy:
+/// shadowed fields move into `meta`, and the Cache API is told to keep the
+/// entry for `retention` seconds.
+pub fn to_stored(headers: &mut HeaderMap, mut meta: EntryMeta, retention: u64) {
+    for name in SHADOWED {
+        for value in headers.get_all(name) {
+            if let Ok(v) = value.to_str() {
+                meta.shadow.push((name.to_string(), v.to_string()));
+            }
+        }
+        headers.remove(name);
+    }
+    headers.insert(CACHE_CONTROL, HeaderValue::from(retention));
+    headers.insert(META_HEADER, encode(Record::Response(meta)));
+}
+
+/// Reads and removes the record from a stored copy, restoring the shadowed
+/// fields. `None`: no record, a foreign version, or a corrupt one.
+pub fn from_stored(headers: &mut HeaderMap) -> Option<Record> {
+    let raw = headers.remove(META_HEADER)?;
+    let envelope: Envelope = serde_json::from_slice(raw.as_bytes()).ok()?;
+    if envelope.v != RECORD_VERSION {
+        return None;
+    }
+    if let Record::Response(meta) = &envelope.record {
+        for name in SHADOWED {
+            headers.remove(name);
+        }
+        for (name, value) in &meta.shadow {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.append(n, v);
+            }
+        }
+    }
+    Some(envelope.record)
+}
+
+/// Encodes a record as a header value. Every string in a record is visible
+/// ASCII (header values that were not are dropped when shadowing), and JSON
+/// escapes control characters, so the result is always a valid value.
+pub fn encode(record: Record) -> HeaderValue {
+    let json = serde_json::to_string(&Envelope {
+        v: RECORD_VERSION,
+        record,
+    })
+    .expect("records contain only strings and integers");
+    HeaderValue::from_str(&json).expect("record JSON is visible ASCII")
+}
+
+pub fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header::VARY;
+
+    fn plan(fresh_for: u64, revalidate: Revalidate) -> Storable {
+        Storable {
+            fresh_for,
+            revalidate,
+            shared_with_auth: false,
+            strip_fields: vec![],
+        }
+    }
+
+    fn t(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn age_per_rfc_9111_4_2_3() {
+        let mut h = HeaderMap::new();
+        // Origin says the response was generated 10 s before we got it, and an
+        // upstream cache had it for 30 s; the fetch took 2 s.
+        h.insert(DATE, httpdate::fmt_http_date(t(990)).parse().unwrap());
+        h.insert(AGE, "30".parse().unwrap());
+        let meta = EntryMeta::new("p", &plan(100, Revalidate::WhenStale), &h, t(998), t(1000));
+        assert_eq!(meta.initial_age, 32);
+        assert_eq!(meta.current_age(t(1010)), 42);
+        assert_eq!(meta.freshness(t(1010)), Freshness::Fresh(58));
+        assert_eq!(meta.freshness(t(1068)), Freshness::Stale(0));
+        assert_eq!(meta.freshness(t(1100)), Freshness::Stale(32));
+        assert_eq!(meta.retention(86_400), 68 + 86_400);
+        // A clock running backwards never makes a negative age.
+        assert_eq!(meta.current_age(t(0)), 32);
+    }
+
+    #[test]
+    fn date_in_the_future_and_garbage_age() {
+        let mut h = HeaderMap::new();
+        h.insert(DATE, httpdate::fmt_http_date(t(5000)).parse().unwrap());
+        h.insert(AGE, "banana".parse().unwrap());
+        let meta = EntryMeta::new("p", &plan(10, Revalidate::WhenStale), &h, t(1000), t(1000));
+        assert_eq!(meta.initial_age, 0);
+    }
+
+    #[test]
+    fn no_cache_is_always_stale() {
+        let meta = EntryMeta::new(
+            "p",
+            &plan(100, Revalidate::Always),
+            &HeaderMap::new(),
+            t(0),
+            t(0),
+        );
+        assert_eq!(meta.freshness(t(1)), Freshness::Stale(0));
+    }
+
+    #[test]
+    fn round_trip_restores_shadowed_fields() {
+        let mut h = HeaderMap::new();
+        h.insert(CACHE_CONTROL, "public, max-age=60".parse().unwrap());
+        h.append(VARY, "accept".parse().unwrap());
+        h.append(VARY, "x-a".parse().unwrap());
+        h.insert("etag", "\"v1\"".parse().unwrap());
+        let meta = EntryMeta::new("p", &plan(60, Revalidate::WhenStale), &h, t(0), t(0));
+        to_stored(&mut h, meta.clone(), 86_460);
+        assert_eq!(h[CACHE_CONTROL], "86460");
+        assert!(!h.contains_key(VARY));
+        let record = from_stored(&mut h).unwrap();
+        assert!(matches!(record, Record::Response(m) if m.fresh_for == 60));
+        assert_eq!(h[CACHE_CONTROL], "public, max-age=60");
+        assert_eq!(h.get_all(VARY).iter().count(), 2);
+        assert!(!h.contains_key(META_HEADER));
+    }
+
+    #[test]
+    fn foreign_or_corrupt_records_are_ignored() {
+        for raw in [
+            "{\"v\":99,\"kind\":\"vary\",\"names\":[],\"generation\":\"g\"}",
+            "{",
+            "null",
+            "",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(META_HEADER, raw.parse().unwrap());
+            assert_eq!(from_stored(&mut h), None, "{raw}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert(
+            META_HEADER,
+            encode(Record::Vary(VaryMarker {
+                names: vec!["accept".into()],
+                generation: "g".into(),
+            })),
+        );
+        assert!(matches!(from_stored(&mut h), Some(Record::Vary(_))));
+    }
+}

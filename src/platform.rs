@@ -1,0 +1,57 @@
+//! What the core needs from the runtime, as small traits.
+//!
+//! The edge module implements them on the Workers runtime (Cache API, fetch,
+//! `wait_until`, console); tests implement them in memory. Nothing here is
+//! `Send`: a Worker isolate runs one thread.
+
+use std::future::Future;
+
+/// A failure reported by the runtime (storage, origin, body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformError(pub String);
+
+impl std::fmt::Display for PlatformError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A message body the core moves around without looking inside, except to
+/// cut a byte range out of it.
+pub trait Body: Sized + 'static {
+    fn empty() -> Self;
+    fn from_bytes(bytes: Vec<u8>) -> Self;
+    /// Two bodies that each yield the whole stream (one for the client, one for storage).
+    fn tee(self) -> (Self, Self);
+    /// Reads the whole body.
+    fn into_bytes(self) -> impl Future<Output = Result<Vec<u8>, PlatformError>>;
+}
+
+/// Response storage addressed by URL, as the Cache API is.
+pub trait Storage<B>: Clone + 'static {
+    fn get(
+        &self,
+        url: &str,
+    ) -> impl Future<Output = Result<Option<http::Response<B>>, PlatformError>>;
+    fn put(
+        &self,
+        url: &str,
+        response: http::Response<B>,
+    ) -> impl Future<Output = Result<(), PlatformError>>;
+    fn delete(&self, url: &str) -> impl Future<Output = Result<bool, PlatformError>>;
+}
+
+/// The origin server. Requests arrive with the client's URI; the
+/// implementation decides where that URI points.
+pub trait Origin<B> {
+    fn fetch(
+        &self,
+        request: http::Request<B>,
+    ) -> impl Future<Output = Result<http::Response<B>, PlatformError>>;
+}
+
+/// Work that finishes after the response is sent, and the log.
+pub trait Background: Clone + 'static {
+    fn spawn(&self, task: impl Future<Output = ()> + 'static);
+    fn warn(&self, message: &str);
+}

@@ -1,0 +1,406 @@
+//! Storing decisions for a shared cache (RFC 9111 §3) and the freshness
+//! lifetime of what is stored (§4.2.1, §4.2.2).
+//!
+//! The answer is a [`Storable`] plan or a [`NoStoreReason`]; the reason ends up
+//! in `Cache-Status: …; detail=` so an operator can see why something missed.
+
+use crate::cache_control::{Directives, Qualified};
+use http::header::{self, HeaderMap, HeaderName};
+use http::StatusCode;
+use std::time::SystemTime;
+
+/// `CDN-Cache-Control` (RFC 9213 §3).
+pub const CDN_CACHE_CONTROL: &str = "cdn-cache-control";
+/// `Surrogate-Control` (Edge Architecture Specification 1.0).
+pub const SURROGATE_CONTROL: &str = "surrogate-control";
+
+/// Heuristic freshness is capped at one day, as Squid and Varnish do: a file
+/// untouched for a year should not become fresh for five weeks by accident.
+const HEURISTIC_CAP_SECS: u64 = 86_400;
+
+/// Settings of the storing policy that come from configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicyOptions {
+    /// Percent of `Date - Last-Modified` used as heuristic freshness
+    /// (RFC 9111 §4.2.2). Zero disables heuristics.
+    pub heuristic_percent: u8,
+}
+
+/// Which field the caching directives were taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectiveSource {
+    CdnCacheControl,
+    SurrogateControl,
+    CacheControl,
+    /// No directives at all: only `Expires` or heuristics can make it fresh.
+    None,
+}
+
+/// The directives that govern this cache for a response.
+///
+/// RFC 9213 §2.1: a cache that honours a targeted field "MUST select the first
+/// (in target list order) field with a valid, non-empty value … and MUST ignore
+/// the Cache-Control and Expires header fields". Our target list is
+/// `CDN-Cache-Control`, then `Surrogate-Control`.
+pub fn governing_directives(headers: &HeaderMap) -> (Directives, DirectiveSource) {
+    let targeted = [
+        (CDN_CACHE_CONTROL, DirectiveSource::CdnCacheControl),
+        (SURROGATE_CONTROL, DirectiveSource::SurrogateControl),
+    ];
+    for (name, source) in targeted {
+        if let Some(d) = Directives::from_headers(headers, name) {
+            if !d.is_empty() {
+                return (d, source);
+            }
+        }
+    }
+    match Directives::from_headers(headers, header::CACHE_CONTROL) {
+        Some(d) => (d, DirectiveSource::CacheControl),
+        None => (Directives::default(), DirectiveSource::None),
+    }
+}
+
+/// Why a forwarded response was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoStoreReason {
+    /// `no-store` on the response (§5.2.2.5).
+    ResponseNoStore,
+    /// `no-store` on the request (§5.2.1.5).
+    RequestNoStore,
+    /// Unqualified `private` (§5.2.2.7).
+    Private,
+    /// No `max-age`, `s-maxage` or `Expires`, and heuristics are off or do not apply.
+    NoFreshness,
+    /// Zero freshness (or `no-cache`) with no validator: every use would be a full fetch.
+    NoValidator,
+    /// `Vary: *` can never be matched (§4.1).
+    VaryStar,
+    /// Request carried `Authorization` and the response did not allow sharing (§3.5).
+    Authorization,
+    /// 206 and 304 are never stored here; 1xx is not a final response.
+    Status,
+    /// `must-understand` on a status code this cache does not know (§5.2.2.3).
+    MustUnderstand,
+}
+
+impl NoStoreReason {
+    /// The token used in `Cache-Status: …; detail=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoStoreReason::ResponseNoStore => "no-store",
+            NoStoreReason::RequestNoStore => "request-no-store",
+            NoStoreReason::Private => "private",
+            NoStoreReason::NoFreshness => "no-freshness",
+            NoStoreReason::NoValidator => "no-validator",
+            NoStoreReason::VaryStar => "vary-star",
+            NoStoreReason::Authorization => "authorization",
+            NoStoreReason::Status => "status",
+            NoStoreReason::MustUnderstand => "must-understand",
+        }
+    }
+}
+
+/// When a stored response has to go back to the origin before it is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Revalidate {
+    /// Only once stale; it may later be served stale where the rules allow.
+    WhenStale,
+    /// Once stale it must never be served without revalidation
+    /// (`must-revalidate` / `proxy-revalidate`, §5.2.2.2, §5.2.2.8).
+    MustWhenStale,
+    /// Before every use (`no-cache`, §5.2.2.4).
+    Always,
+}
+
+/// How a storable response is to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Storable {
+    /// Freshness lifetime in seconds (§4.2.1).
+    pub fresh_for: u64,
+    pub revalidate: Revalidate,
+    /// May answer a request that carries `Authorization` (§3.5).
+    pub shared_with_auth: bool,
+    /// Fields to drop from the stored copy (`private="…"` / `no-cache="…"`).
+    pub strip_fields: Vec<String>,
+}
+
+/// Status codes whose meaning this cache knows; only these survive
+/// `must-understand` (§5.2.2.3) and only the heuristically cacheable ones
+/// among them may get heuristic freshness (RFC 9110 §15.1).
+fn understood(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200 | 203 | 204 | 300 | 301 | 302 | 303 | 307 | 308 | 404 | 405 | 410 | 414 | 501
+    )
+}
+
+fn heuristically_cacheable(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    )
+}
+
+/// Decides whether a response to a GET may be stored, following RFC 9111 §3.
+pub fn storability(
+    request: &HeaderMap,
+    status: StatusCode,
+    response: &HeaderMap,
+    response_time: SystemTime,
+    options: PolicyOptions,
+) -> Result<Storable, NoStoreReason> {
+    use NoStoreReason as R;
+    if status.is_informational() || matches!(status.as_u16(), 206 | 304) {
+        return Err(R::Status);
+    }
+    let request_cc = Directives::from_headers(request, header::CACHE_CONTROL).unwrap_or_default();
+    if request_cc.has("no-store") {
+        return Err(R::RequestNoStore);
+    }
+    let (cc, source) = governing_directives(response);
+    if cc.has("must-understand") {
+        if !understood(status) {
+            return Err(R::MustUnderstand);
+        }
+    } else if cc.has("no-store") {
+        return Err(R::ResponseNoStore);
+    }
+    let mut strip_fields = Vec::new();
+    match cc.qualified("private") {
+        Some(Qualified::All) => return Err(R::Private),
+        Some(Qualified::Fields(f)) => strip_fields.extend(f),
+        None => {}
+    }
+    let no_cache = match cc.qualified("no-cache") {
+        Some(Qualified::All) => true,
+        Some(Qualified::Fields(f)) => {
+            strip_fields.extend(f);
+            false
+        }
+        None => false,
+    };
+    if crate::variance::vary_names(response).any(|n| n == "*") {
+        return Err(R::VaryStar);
+    }
+    let shared_with_auth = cc.has("public") || cc.has("s-maxage") || cc.has("must-revalidate");
+    if request.contains_key(header::AUTHORIZATION) && !shared_with_auth {
+        return Err(R::Authorization);
+    }
+    let fresh_for = freshness_lifetime(&cc, source, status, response, response_time, options)
+        .ok_or(R::NoFreshness)?;
+    let has_validator =
+        response.contains_key(header::ETAG) || response.contains_key(header::LAST_MODIFIED);
+    if (fresh_for == 0 || no_cache) && !has_validator {
+        return Err(R::NoValidator);
+    }
+    let revalidate = if no_cache {
+        Revalidate::Always
+    } else if cc.has("must-revalidate") || cc.has("proxy-revalidate") {
+        Revalidate::MustWhenStale
+    } else {
+        Revalidate::WhenStale
+    };
+    Ok(Storable {
+        fresh_for,
+        revalidate,
+        shared_with_auth,
+        strip_fields,
+    })
+}
+
+/// Freshness lifetime in seconds (§4.2.1), or `None` when the response has
+/// no explicit expiry and heuristics do not apply.
+pub fn freshness_lifetime(
+    cc: &Directives,
+    source: DirectiveSource,
+    status: StatusCode,
+    response: &HeaderMap,
+    response_time: SystemTime,
+    options: PolicyOptions,
+) -> Option<u64> {
+    // A shared cache prefers s-maxage over max-age (§5.2.2.10).
+    if let Some(s) = cc.seconds("s-maxage").or_else(|| cc.seconds("max-age")) {
+        return Some(s);
+    }
+    let targeted = matches!(
+        source,
+        DirectiveSource::CdnCacheControl | DirectiveSource::SurrogateControl
+    );
+    let date = http_date(response, &header::DATE).unwrap_or(response_time);
+    if !targeted && response.contains_key(header::EXPIRES) {
+        // An invalid Expires (e.g. "0") means "already expired" (§5.3).
+        return Some(match http_date(response, &header::EXPIRES) {
+            Some(expires) => secs_between(date, expires),
+            None => 0,
+        });
+    }
+    if options.heuristic_percent == 0 || !(heuristically_cacheable(status) || cc.has("public")) {
+        return None;
+    }
+    let modified = http_date(response, &header::LAST_MODIFIED)?;
+    let heuristic = secs_between(modified, date) * u64::from(options.heuristic_percent) / 100;
+    Some(heuristic.min(HEURISTIC_CAP_SECS))
+}
+
+/// Parses an HTTP-date field (RFC 9110 §5.6.7); malformed dates are `None`.
+pub fn http_date(headers: &HeaderMap, name: &HeaderName) -> Option<SystemTime> {
+    let value = headers.get(name)?.to_str().ok()?;
+    httpdate::parse_http_date(value.trim()).ok()
+}
+
+/// Whole seconds from `from` to `to`, zero if `to` is earlier.
+pub fn secs_between(from: SystemTime, to: SystemTime) -> u64 {
+    to.duration_since(from).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    const NOW: u64 = 1_700_000_000;
+    fn at(secs: u64) -> String {
+        httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
+    }
+
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    type Case<'a> = (
+        Headers<'a>,
+        u16,
+        Vec<(&'a str, &'a str)>,
+        Result<u64, NoStoreReason>,
+    );
+
+    /// The decision table: request headers, status, response headers, expected result.
+    #[test]
+    fn storing_table() {
+        use NoStoreReason as R;
+        let date = at(NOW);
+        let plus_60 = at(NOW + 60);
+        let year_ago = at(NOW - 365 * 86_400);
+        let ten_days_ago = at(NOW - 10 * 86_400);
+        #[rustfmt::skip]
+        let cases: Vec<Case> = vec![
+            (&[], 200, vec![("cache-control", "max-age=60")], Ok(60)),
+            (&[], 200, vec![("cache-control", "max-age=60, s-maxage=5")], Ok(5)),
+            (&[], 200, vec![("cache-control", "no-store, max-age=60")], Err(R::ResponseNoStore)),
+            (&[], 200, vec![("cache-control", "private, max-age=60")], Err(R::Private)),
+            (&[], 200, vec![("cache-control", "private=\"set-cookie\", max-age=60")], Ok(60)),
+            (&[], 200, vec![], Err(R::NoFreshness)),
+            (&[], 200, vec![("cache-control", "public")], Err(R::NoFreshness)),
+            (&[], 200, vec![("date", &date), ("expires", &plus_60)], Ok(60)),
+            (&[], 200, vec![("date", &date), ("expires", "0"), ("etag", "\"a\"")], Ok(0)),
+            (&[], 200, vec![("date", &date), ("expires", "0")], Err(R::NoValidator)),
+            (&[], 200, vec![("cache-control", "max-age=60"), ("date", &date), ("expires", "0")], Ok(60)),
+            (&[], 200, vec![("cache-control", "no-cache, max-age=60")], Err(R::NoValidator)),
+            (&[], 200, vec![("cache-control", "no-cache, max-age=60"), ("etag", "\"x\"")], Ok(60)),
+            (&[], 200, vec![("cache-control", "max-age=0"), ("etag", "\"x\"")], Ok(0)),
+            (&[], 200, vec![("cache-control", "max-age=60"), ("vary", "accept, *")], Err(R::VaryStar)),
+            (&[("authorization", "Bearer x")], 200, vec![("cache-control", "max-age=60")], Err(R::Authorization)),
+            (&[("authorization", "Bearer x")], 200, vec![("cache-control", "public, max-age=60")], Ok(60)),
+            (&[("authorization", "Bearer x")], 200, vec![("cache-control", "s-maxage=60")], Ok(60)),
+            (&[("authorization", "Bearer x")], 200, vec![("cache-control", "must-revalidate, max-age=60")], Ok(60)),
+            (&[("cache-control", "no-store")], 200, vec![("cache-control", "max-age=60")], Err(R::RequestNoStore)),
+            (&[], 206, vec![("cache-control", "max-age=60")], Err(R::Status)),
+            (&[], 304, vec![("cache-control", "max-age=60")], Err(R::Status)),
+            (&[], 503, vec![], Err(R::NoFreshness)),
+            (&[], 503, vec![("cache-control", "max-age=5")], Ok(5)),
+            (&[], 404, vec![("cache-control", "max-age=30")], Ok(30)),
+            (&[], 299, vec![("cache-control", "max-age=30, must-understand, no-store")], Err(R::MustUnderstand)),
+            (&[], 200, vec![("cache-control", "max-age=30, must-understand, no-store")], Ok(30)),
+            // Targeted fields win over Cache-Control and Expires (RFC 9213 §2.1).
+            (&[], 200, vec![("cache-control", "no-store"), ("cdn-cache-control", "max-age=90")], Ok(90)),
+            (&[], 200, vec![("cache-control", "max-age=90"), ("cdn-cache-control", "no-store")], Err(R::ResponseNoStore)),
+            (&[], 200, vec![("cache-control", "private"), ("surrogate-control", "max-age=20")], Ok(20)),
+            (&[], 200, vec![("surrogate-control", "max-age=20"), ("cdn-cache-control", "max-age=40")], Ok(40)),
+            (&[], 200, vec![("cdn-cache-control", ""), ("cache-control", "max-age=7")], Ok(7)),
+            (&[], 200, vec![("cdn-cache-control", "public"), ("date", &date), ("expires", &plus_60)], Err(R::NoFreshness)),
+            // Heuristics are off by default.
+            (&[], 200, vec![("date", &date), ("last-modified", &year_ago)], Err(R::NoFreshness)),
+        ];
+        for (i, (req, status, res, want)) in cases.into_iter().enumerate() {
+            let got = storability(
+                &headers(req),
+                StatusCode::from_u16(status).unwrap(),
+                &headers(&res),
+                UNIX_EPOCH + Duration::from_secs(NOW),
+                PolicyOptions::default(),
+            )
+            .map(|s| s.fresh_for);
+            assert_eq!(got, want, "case {i}: {req:?} {status} {res:?}");
+        }
+        let heuristic = PolicyOptions {
+            heuristic_percent: 10,
+        };
+        let check = |res: &[(&str, &str)], status: u16| {
+            storability(
+                &HeaderMap::new(),
+                StatusCode::from_u16(status).unwrap(),
+                &headers(res),
+                UNIX_EPOCH + Duration::from_secs(NOW),
+                heuristic,
+            )
+            .map(|s| s.fresh_for)
+        };
+        assert_eq!(
+            check(&[("date", &date), ("last-modified", &ten_days_ago)], 200),
+            Ok(86_400)
+        );
+        let hour_ago = at(NOW - 3600);
+        assert_eq!(
+            check(&[("date", &date), ("last-modified", &hour_ago)], 200),
+            Ok(360)
+        );
+        assert_eq!(
+            check(&[("date", &date), ("last-modified", &hour_ago)], 302),
+            Err(R::NoFreshness)
+        );
+        assert_eq!(
+            check(&[("date", &date), ("last-modified", &hour_ago)], 500),
+            Err(R::NoFreshness)
+        );
+    }
+
+    #[test]
+    fn revalidation_modes() {
+        let store = |cc: &str| {
+            storability(
+                &HeaderMap::new(),
+                StatusCode::OK,
+                &headers(&[("cache-control", cc), ("etag", "\"e\"")]),
+                UNIX_EPOCH,
+                PolicyOptions::default(),
+            )
+            .unwrap()
+        };
+        assert_eq!(store("max-age=1").revalidate, Revalidate::WhenStale);
+        assert_eq!(
+            store("max-age=1, must-revalidate").revalidate,
+            Revalidate::MustWhenStale
+        );
+        assert_eq!(
+            store("max-age=1, proxy-revalidate").revalidate,
+            Revalidate::MustWhenStale
+        );
+        assert_eq!(store("max-age=1, no-cache").revalidate, Revalidate::Always);
+        let s = store("max-age=1, no-cache=\"Set-Cookie\", private=x-user");
+        assert_eq!(s.revalidate, Revalidate::WhenStale);
+        assert_eq!(
+            s.strip_fields,
+            vec!["x-user".to_string(), "set-cookie".to_string()]
+        );
+        assert!(!s.shared_with_auth);
+        assert!(store("public, max-age=1").shared_with_auth);
+    }
+}

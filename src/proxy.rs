@@ -1,0 +1,723 @@
+//! The request's path through the cache.
+//!
+//! ```text
+//!  GET/HEAD ──lookup──▶ Found ──fresh──▶ Hit
+//!     │                   │ stale / no-cache
+//!     │                   ▼
+//!     │               Stale ──validators──▶ conditional fetch ──304──▶ refreshed, served
+//!     │                   │                       └── 200/other ──▶ fill
+//!     │                   └── none ─────────────────────────────────▶ fill
+//!     ├──────────▶ UriMiss / VaryMiss ──────────────────────────────▶ fill
+//!     └── Authorization on an entry that may not answer it ─▶ Bypass ▶ fill
+//!  other methods ──▶ Method: forward; unsafe + success invalidates (§4.4)
+//! ```
+//! Each end state is a [`Phase`] and is reported in `Cache-Status`. Time is
+//! an argument (`now`), read once per request by the edge.
+
+use crate::cache_control::Directives;
+use crate::conditional;
+use crate::config::Config;
+use crate::cookies;
+use crate::headers::{prepare_response, strip_hop_by_hop};
+use crate::key::CacheKey;
+use crate::meta::{self, EntryMeta, Freshness, Record, VaryMarker};
+use crate::platform::{Background, Body, Origin, PlatformError, Storage};
+use crate::policy::{storability, PolicyOptions, Storable};
+use crate::range::{self, RangeResponse};
+use crate::status::{CacheStatus, Phase};
+use crate::variance::{vary_names, Variance};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::response::Parts;
+use http::{Method, Request, Response, StatusCode, Uri};
+use std::marker::PhantomData;
+use std::time::SystemTime;
+
+/// What the pipeline needs from configuration.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub cache_name: String,
+    pub admin_path: String,
+    pub policy: PolicyOptions,
+    pub retain_stale: u64,
+}
+
+impl From<&Config> for Options {
+    fn from(c: &Config) -> Self {
+        Options {
+            cache_name: c.cache_name.clone(),
+            admin_path: c.admin_path.clone(),
+            policy: c.policy,
+            retain_stale: c.retain_stale,
+        }
+    }
+}
+
+/// A stored response as read back, with where it was read from.
+struct Entry<B> {
+    meta: EntryMeta,
+    response: Response<B>,
+    /// The vary marker it was found through, if it is a variant.
+    marker: Option<VaryMarker>,
+}
+
+/// A response handed to storage: the client's half of the body, and its record.
+struct Stored<B> {
+    client_body: B,
+    meta: EntryMeta,
+}
+
+/// What the lookup found for a request.
+enum Lookup<B> {
+    Found(Entry<B>),
+    UriMiss,
+    VaryMiss(VaryMarker),
+}
+
+/// The cache in front of one origin.
+pub struct Proxy<B, S, O, W> {
+    pub storage: S,
+    pub origin: O,
+    pub background: W,
+    pub options: Options,
+    _body: PhantomData<B>,
+}
+
+impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
+    pub fn new(storage: S, origin: O, background: W, options: Options) -> Self {
+        Proxy {
+            storage,
+            origin,
+            background,
+            options,
+            _body: PhantomData,
+        }
+    }
+
+    /// Answers one client request.
+    pub async fn handle(&self, request: Request<B>, now: SystemTime) -> Response<B> {
+        if self.is_admin(request.uri()) {
+            // Reserved for the purge API; never forwarded, never cached.
+            let status = CacheStatus::new(Phase::Local).with_detail("admin");
+            return self.local(
+                StatusCode::NOT_FOUND,
+                "edge-cache: no admin API in this version\n",
+                status,
+                now,
+            );
+        }
+        match *request.method() {
+            Method::GET | Method::HEAD => self.cacheable(request, now).await,
+            _ => self.forward_method(request, now).await,
+        }
+    }
+
+    fn is_admin(&self, uri: &Uri) -> bool {
+        let path = uri.path();
+        let admin = self.options.admin_path.as_str();
+        path == admin
+            || path
+                .strip_prefix(admin)
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
+
+    /// GET and HEAD: look up, then serve, revalidate or fill.
+    async fn cacheable(&self, request: Request<B>, now: SystemTime) -> Response<B> {
+        let Some(key) = CacheKey::for_uri(request.uri()) else {
+            return self
+                .fill(
+                    request,
+                    None,
+                    None,
+                    CacheStatus::new(Phase::Bypass).with_detail("no-host"),
+                    now,
+                )
+                .await;
+        };
+        let only_if_cached = Directives::from_headers(request.headers(), header::CACHE_CONTROL)
+            .is_some_and(|d| d.has("only-if-cached"));
+        let entry = match self.lookup(&key, request.headers()).await {
+            Lookup::Found(entry) => entry,
+            _ if only_if_cached => {
+                // §5.2.1.7: answer from storage or with 504, never forward.
+                let status = CacheStatus::new(Phase::Local).with_detail("only-if-cached");
+                return self.local(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "edge-cache: not in cache\n",
+                    status,
+                    now,
+                );
+            }
+            Lookup::UriMiss => {
+                return self
+                    .fill(
+                        request,
+                        Some(&key),
+                        None,
+                        CacheStatus::new(Phase::UriMiss),
+                        now,
+                    )
+                    .await;
+            }
+            Lookup::VaryMiss(marker) => {
+                let status = CacheStatus::new(Phase::VaryMiss);
+                return self
+                    .fill(request, Some(&key), Some(marker), status, now)
+                    .await;
+            }
+        };
+        if request.headers().contains_key(header::AUTHORIZATION) && !entry.meta.shared_with_auth {
+            // §3.5: this entry was not shared for authenticated requests.
+            let status = CacheStatus::new(Phase::Bypass).with_detail("authorization");
+            return self
+                .fill(request, Some(&key), entry.marker, status, now)
+                .await;
+        }
+        match entry.meta.freshness(now) {
+            Freshness::Fresh(ttl) => {
+                let mut status = CacheStatus::new(Phase::Hit);
+                status.ttl = Some(ttl as i64);
+                let (parts, body) = entry.response.into_parts();
+                self.serve_stored(
+                    parts,
+                    body,
+                    &entry.meta,
+                    request.headers(),
+                    request.method(),
+                    status,
+                    now,
+                )
+                .await
+            }
+            Freshness::Stale(_) if only_if_cached => {
+                let status = CacheStatus::new(Phase::Local).with_detail("only-if-cached");
+                self.local(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "edge-cache: only a stale response is cached\n",
+                    status,
+                    now,
+                )
+            }
+            Freshness::Stale(_) => self.revalidate(request, &key, entry, now).await,
+        }
+    }
+
+    /// Reads the primary URL, and the variant URL when the primary holds a marker.
+    async fn lookup(&self, key: &CacheKey, request: &HeaderMap) -> Lookup<B> {
+        let Some((record, response)) = self.read(&key.primary_url()).await else {
+            return Lookup::UriMiss;
+        };
+        let marker = match record {
+            Record::Response(meta) => {
+                return Lookup::Found(Entry {
+                    meta,
+                    response,
+                    marker: None,
+                })
+            }
+            Record::Vary(marker) => marker,
+        };
+        let variance = Variance::from_request(marker.names.iter().map(String::as_str), request);
+        match self
+            .read(&key.variant_url(&marker.generation, &variance))
+            .await
+        {
+            Some((Record::Response(meta), response)) => Lookup::Found(Entry {
+                meta,
+                response,
+                marker: Some(marker),
+            }),
+            _ => Lookup::VaryMiss(marker),
+        }
+    }
+
+    /// One storage read; failures and unreadable records count as misses
+    /// (fail open to the origin).
+    async fn read(&self, url: &str) -> Option<(Record, Response<B>)> {
+        match self.storage.get(url).await {
+            Ok(Some(mut response)) => {
+                let record = meta::from_stored(response.headers_mut())?;
+                Some((record, response))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.background
+                    .warn(&format!("cache read failed for {url}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A stale (or always-revalidate) entry: ask the origin with its validators.
+    async fn revalidate(
+        &self,
+        request: Request<B>,
+        key: &CacheKey,
+        entry: Entry<B>,
+        now: SystemTime,
+    ) -> Response<B> {
+        let Some(validators) = conditional::validators(entry.response.headers()) else {
+            return self
+                .fill(
+                    request,
+                    Some(key),
+                    entry.marker,
+                    CacheStatus::new(Phase::Stale),
+                    now,
+                )
+                .await;
+        };
+        let client_headers = request.headers().clone();
+        let method = request.method().clone();
+        let mut origin_request = origin_request(request);
+        for (name, value) in validators {
+            origin_request.headers_mut().insert(name, value);
+        }
+        let response = match self.origin.fetch(origin_request).await {
+            Ok(r) => r,
+            Err(e) => return self.origin_failed(CacheStatus::new(Phase::Stale), e, now),
+        };
+        if response.status() != StatusCode::NOT_MODIFIED {
+            let status = CacheStatus::new(Phase::Stale);
+            return self
+                .store_and_respond(
+                    response,
+                    &client_headers,
+                    &method,
+                    Some(key),
+                    entry.marker,
+                    status,
+                    now,
+                )
+                .await;
+        }
+        // §4.3.4: freshen the stored response with the 304's fields.
+        let mut status = CacheStatus::new(Phase::Stale);
+        status.fwd_status = Some(304);
+        let (mut not_modified, _) = response.into_parts();
+        strip_hop_by_hop(&mut not_modified.headers);
+        not_modified.headers.remove(meta::META_HEADER);
+        let (mut parts, body) = entry.response.into_parts();
+        conditional::freshen(&mut parts.headers, &not_modified.headers);
+        match storability(
+            &client_headers,
+            parts.status,
+            &parts.headers,
+            now,
+            self.options.policy,
+        ) {
+            Ok(plan) => {
+                let stored = self.store(
+                    key,
+                    entry.marker,
+                    &plan,
+                    &mut parts,
+                    body,
+                    &client_headers,
+                    &method,
+                    now,
+                );
+                status.stored = true;
+                status.ttl = Some(stored.meta.ttl(now));
+                self.serve_stored(
+                    parts,
+                    stored.client_body,
+                    &stored.meta,
+                    &client_headers,
+                    &method,
+                    status,
+                    now,
+                )
+                .await
+            }
+            Err(reason) => {
+                status.detail = Some(reason.as_str());
+                self.deliver(parts, body, &client_headers, &method, status)
+            }
+        }
+    }
+
+    /// Fetches from the origin for a cache-eligible request and stores what may be stored.
+    async fn fill(
+        &self,
+        request: Request<B>,
+        key: Option<&CacheKey>,
+        marker: Option<VaryMarker>,
+        status: CacheStatus,
+        now: SystemTime,
+    ) -> Response<B> {
+        let client_headers = request.headers().clone();
+        let method = request.method().clone();
+        match self.origin.fetch(origin_request(request)).await {
+            Ok(response) => {
+                self.store_and_respond(response, &client_headers, &method, key, marker, status, now)
+                    .await
+            }
+            Err(e) => self.origin_failed(status, e, now),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn store_and_respond(
+        &self,
+        response: Response<B>,
+        client_headers: &HeaderMap,
+        method: &Method,
+        key: Option<&CacheKey>,
+        marker: Option<VaryMarker>,
+        mut status: CacheStatus,
+        now: SystemTime,
+    ) -> Response<B> {
+        let (mut parts, body) = response.into_parts();
+        status.fwd_status = Some(parts.status.as_u16());
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(meta::META_HEADER);
+        let decision = key.map(|key| {
+            let plan = storability(
+                client_headers,
+                parts.status,
+                &parts.headers,
+                now,
+                self.options.policy,
+            );
+            (key, plan)
+        });
+        match decision {
+            Some((key, Ok(plan))) => {
+                let stored = self.store(
+                    key,
+                    marker,
+                    &plan,
+                    &mut parts,
+                    body,
+                    client_headers,
+                    method,
+                    now,
+                );
+                status.stored = true;
+                status.ttl = Some(stored.meta.ttl(now));
+                self.deliver(parts, stored.client_body, client_headers, method, status)
+            }
+            Some((_, Err(reason))) => {
+                // A bypass keeps its own reason; otherwise say why it was not stored.
+                status.detail.get_or_insert(reason.as_str());
+                self.deliver(parts, body, client_headers, method, status)
+            }
+            None => self.deliver(parts, body, client_headers, method, status),
+        }
+    }
+
+    /// Writes a response in the background, per `plan`: cookies and
+    /// `private="…"` fields stay out of storage, the record goes in, and the
+    /// body is split between storage and the client.
+    #[allow(clippy::too_many_arguments)]
+    fn store(
+        &self,
+        key: &CacheKey,
+        marker: Option<VaryMarker>,
+        plan: &Storable,
+        parts: &mut Parts,
+        body: B,
+        request: &HeaderMap,
+        method: &Method,
+        now: SystemTime,
+    ) -> Stored<B> {
+        let meta = EntryMeta::new(key.primary(), plan, &parts.headers, now, now);
+        let stored_headers = cookies::split_for_storage(&mut parts.headers, &plan.strip_fields);
+        let url = self.placement(key, marker, &stored_headers, request, now);
+        let stored = stored_copy(
+            parts,
+            stored_headers,
+            meta.clone(),
+            self.options.retain_stale,
+        );
+        let (client_body, stored_body) = if method == Method::HEAD {
+            (B::empty(), body)
+        } else {
+            body.tee()
+        };
+        self.put_in_background(url, Response::from_parts(stored, stored_body));
+        Stored { client_body, meta }
+    }
+
+    /// Chooses the storage URL for a response to `request`, writing a new vary
+    /// marker when the response varies and the known marker does not fit.
+    fn placement(
+        &self,
+        key: &CacheKey,
+        marker: Option<VaryMarker>,
+        response: &HeaderMap,
+        request: &HeaderMap,
+        now: SystemTime,
+    ) -> String {
+        let mut names: Vec<String> = vary_names(response).collect();
+        if names.is_empty() {
+            return key.primary_url();
+        }
+        names.sort();
+        names.dedup();
+        let variance = Variance::from_request(names.iter().map(String::as_str), request);
+        let marker = match marker {
+            Some(m) if m.names == names => m,
+            _ => {
+                let digest = variance.digest();
+                let nanos = now
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos();
+                let generation = format!(
+                    "{nanos:x}-{:02x}{:02x}{:02x}{:02x}",
+                    digest[0], digest[1], digest[2], digest[3]
+                );
+                let marker = VaryMarker { names, generation };
+                let mut headers = HeaderMap::new();
+                headers.insert(
+                    meta::META_HEADER,
+                    meta::encode(Record::Vary(marker.clone())),
+                );
+                headers.insert(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from(self.options.retain_stale.max(60)),
+                );
+                let mut response = Response::new(B::empty());
+                *response.headers_mut() = headers;
+                self.put_in_background(key.primary_url(), response);
+                marker
+            }
+        };
+        key.variant_url(&marker.generation, &variance)
+    }
+
+    fn put_in_background(&self, url: String, response: Response<B>) {
+        let storage = self.storage.clone();
+        let log = self.background.clone();
+        self.background.spawn(async move {
+            if let Err(e) = storage.put(&url, response).await {
+                log.warn(&format!("cache write failed for {url}: {e}"));
+            }
+        });
+    }
+
+    /// Serves a stored response: `Age`, and the client's preconditions, range and method applied.
+    #[allow(clippy::too_many_arguments)]
+    async fn serve_stored(
+        &self,
+        mut parts: Parts,
+        body: B,
+        meta: &EntryMeta,
+        request: &HeaderMap,
+        method: &Method,
+        status: CacheStatus,
+        now: SystemTime,
+    ) -> Response<B> {
+        parts
+            .headers
+            .insert(header::AGE, HeaderValue::from(meta.current_age(now)));
+        let wants_range = request.contains_key(header::RANGE)
+            && parts.status == StatusCode::OK
+            && method == Method::GET
+            && !conditional::is_not_modified(request, &parts.headers);
+        if !wants_range {
+            return self.deliver(parts, body, request, method, status);
+        }
+        let bytes = match body.into_bytes().await {
+            Ok(b) => b,
+            Err(e) => return self.origin_failed(status, e, now),
+        };
+        match range::evaluate(request, &parts.headers, bytes.len() as u64) {
+            RangeResponse::Full => {
+                self.deliver(parts, B::from_bytes(bytes), request, method, status)
+            }
+            RangeResponse::Partial { start, end } => {
+                parts.status = StatusCode::PARTIAL_CONTENT;
+                let range = format!("bytes {start}-{end}/{}", bytes.len());
+                parts.headers.insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&range).expect("ASCII"),
+                );
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(end - start + 1));
+                let slice = bytes[start as usize..=end as usize].to_vec();
+                self.deliver(parts, B::from_bytes(slice), request, method, status)
+            }
+            RangeResponse::Unsatisfiable => {
+                parts.status = StatusCode::RANGE_NOT_SATISFIABLE;
+                let range = format!("bytes */{}", bytes.len());
+                parts.headers.insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&range).expect("ASCII"),
+                );
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+                self.deliver(parts, B::empty(), request, method, status)
+            }
+        }
+    }
+
+    /// The last step for every proxied response: answer preconditions with a
+    /// 304, drop the body for HEAD, clean the headers, add `Cache-Status`.
+    fn deliver(
+        &self,
+        mut parts: Parts,
+        body: B,
+        request: &HeaderMap,
+        method: &Method,
+        status: CacheStatus,
+    ) -> Response<B> {
+        let mut body = if method == Method::HEAD {
+            B::empty()
+        } else {
+            body
+        };
+        let cacheable_method = matches!(*method, Method::GET | Method::HEAD);
+        if cacheable_method
+            && parts.status == StatusCode::OK
+            && conditional::is_not_modified(request, &parts.headers)
+        {
+            let mut headers = conditional::not_modified_headers(&parts.headers);
+            if let Some(age) = parts.headers.get(header::AGE) {
+                headers.insert(header::AGE, age.clone());
+            }
+            parts.headers = headers;
+            parts.status = StatusCode::NOT_MODIFIED;
+            body = B::empty();
+        }
+        prepare_response(&mut parts.headers);
+        status.append_to(&mut parts.headers, &self.options.cache_name);
+        Response::from_parts(parts, body)
+    }
+
+    /// Methods other than GET and HEAD go to the origin as they are.
+    async fn forward_method(&self, request: Request<B>, now: SystemTime) -> Response<B> {
+        let uri = request.uri().clone();
+        let method = request.method().clone();
+        let client_headers = request.headers().clone();
+        let (mut parts, body) = request.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        let mut status = CacheStatus::new(Phase::Method);
+        let response = match self.origin.fetch(Request::from_parts(parts, body)).await {
+            Ok(r) => r,
+            Err(e) => return self.origin_failed(status, e, now),
+        };
+        status.fwd_status = Some(response.status().as_u16());
+        let unsafe_method = !matches!(method, Method::OPTIONS | Method::TRACE);
+        if unsafe_method && (response.status().is_success() || response.status().is_redirection()) {
+            self.invalidate(&uri, response.headers()).await;
+        }
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        self.deliver(parts, body, &client_headers, &method, status)
+    }
+
+    /// §4.4: a successful unsafe request invalidates the target URI and the
+    /// same-origin `Location` / `Content-Location`. Deleting the primary URL
+    /// is enough: variants are only reachable through it.
+    async fn invalidate(&self, uri: &Uri, response: &HeaderMap) {
+        let mut targets = vec![uri.clone()];
+        for name in [header::LOCATION, header::CONTENT_LOCATION] {
+            if let Some(target) = response
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| same_origin(uri, v))
+            {
+                targets.push(target);
+            }
+        }
+        for target in targets {
+            if let Some(key) = CacheKey::for_uri(&target) {
+                if let Err(e) = self.storage.delete(&key.primary_url()).await {
+                    self.background
+                        .warn(&format!("invalidation of {target} failed: {e}"));
+                }
+            }
+        }
+    }
+
+    fn origin_failed(
+        &self,
+        status: CacheStatus,
+        error: PlatformError,
+        now: SystemTime,
+    ) -> Response<B> {
+        self.background
+            .warn(&format!("origin fetch failed: {error}"));
+        let status = status.with_detail("origin-unreachable");
+        self.local(
+            StatusCode::BAD_GATEWAY,
+            "edge-cache: the origin could not be reached\n",
+            status,
+            now,
+        )
+    }
+
+    /// A response the worker makes itself.
+    fn local(
+        &self,
+        code: StatusCode,
+        text: &str,
+        status: CacheStatus,
+        now: SystemTime,
+    ) -> Response<B> {
+        let mut response = Response::new(B::from_bytes(text.as_bytes().to_vec()));
+        *response.status_mut() = code;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            header::DATE,
+            HeaderValue::from_str(&httpdate::fmt_http_date(now)).expect("ASCII"),
+        );
+        status.append_to(headers, &self.options.cache_name);
+        response
+    }
+}
+
+/// The request sent to the origin to fill the cache: GET (a HEAD miss fills
+/// the entry too), no hop-by-hop fields, and none of the client's
+/// preconditions, so a full response comes back; the cache answers them.
+/// `Range` is kept: a range miss is passed through and its 206 not stored.
+fn origin_request<B: Body>(request: Request<B>) -> Request<B> {
+    let (mut parts, body) = request.into_parts();
+    parts.method = Method::GET;
+    strip_hop_by_hop(&mut parts.headers);
+    conditional::strip_preconditions(&mut parts.headers);
+    Request::from_parts(parts, body)
+}
+
+/// The head of the stored copy: the client-safe headers, the record, and the retention.
+fn stored_copy(parts: &Parts, mut headers: HeaderMap, meta: EntryMeta, retain_stale: u64) -> Parts {
+    let retention = meta.retention(retain_stale);
+    meta::to_stored(&mut headers, meta, retention);
+    let (mut stored, ()) = Response::new(()).into_parts();
+    stored.status = parts.status;
+    stored.version = parts.version;
+    stored.headers = headers;
+    stored
+}
+
+/// Resolves `Location`-style `value` against `base`; `Some` only when it
+/// points at the same scheme and authority (§4.4 forbids invalidating others).
+fn same_origin(base: &Uri, value: &str) -> Option<Uri> {
+    let value = value.trim();
+    let resolved: Uri = if value.starts_with('/') && !value.starts_with("//") {
+        format!("{}://{}{}", base.scheme_str()?, base.authority()?, value)
+            .parse()
+            .ok()?
+    } else {
+        value.parse().ok()?
+    };
+    let same = resolved.scheme() == base.scheme()
+        && resolved
+            .authority()
+            .map(|a| a.as_str().to_ascii_lowercase())
+            == base.authority().map(|a| a.as_str().to_ascii_lowercase());
+    same.then_some(resolved)
+}
+
+#[cfg(test)]
+#[path = "proxy_tests.rs"]
+mod tests;

@@ -1,0 +1,142 @@
+//! Secondary keys from `Vary` (RFC 9111 §4.1).
+//!
+//! The local Cache API ignores `Vary`, so the variant is built into the storage
+//! key here. Like pingora-cache's `VarianceBuilder`, values are kept in a map
+//! sorted by field name and hashed as `name NUL value NUL`, so the order of the
+//! `Vary` list does not matter and `a|bc` can never equal `ab|c`.
+
+use http::header::{HeaderMap, VARY};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// The lower-cased field names listed by every `Vary` line of `headers`.
+pub fn vary_names(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
+    headers
+        .get_all(VARY)
+        .iter()
+        .flat_map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split(',')
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+}
+
+/// The request's values for the fields a stored response varies on.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Variance {
+    /// Field name to normalised value; `None` when the request lacks the field,
+    /// which is different from an empty value (§4.1).
+    values: BTreeMap<String, Option<Vec<u8>>>,
+}
+
+impl Variance {
+    /// Selects and normalises the request's values for `names`.
+    ///
+    /// Normalisation is what §4.1 allows: the field lines are combined into one
+    /// list and white space around the commas is removed.
+    pub fn from_request<'a>(names: impl IntoIterator<Item = &'a str>, request: &HeaderMap) -> Self {
+        let mut values = BTreeMap::new();
+        for name in names {
+            let mut lines = request.get_all(name).iter().peekable();
+            let value = lines.peek().is_some().then(|| {
+                let mut joined = Vec::new();
+                for line in lines {
+                    for item in line.as_bytes().split(|b| *b == b',') {
+                        let item = item.trim_ascii();
+                        if !joined.is_empty() {
+                            joined.push(b',');
+                        }
+                        joined.extend_from_slice(item);
+                    }
+                }
+                joined
+            });
+            values.insert(name.to_string(), value);
+        }
+        Variance { values }
+    }
+
+    /// A digest of the variance, independent of insertion order.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        for (name, value) in &self.values {
+            hasher.update(name.as_bytes());
+            hasher.update([0]);
+            match value {
+                Some(v) => {
+                    hasher.update([1]);
+                    hasher.update(v);
+                }
+                None => hasher.update([2]),
+            }
+            hasher.update([0]);
+        }
+        hasher.finalize().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    fn digest(names: &[&str], pairs: &[(&str, &str)]) -> [u8; 32] {
+        Variance::from_request(names.iter().copied(), &req(pairs)).digest()
+    }
+
+    #[test]
+    fn names_from_all_lines() {
+        let h = req(&[("vary", "Accept-Encoding, ACCEPT"), ("vary", " x-a ,,")]);
+        assert_eq!(
+            vary_names(&h).collect::<Vec<_>>(),
+            ["accept-encoding", "accept", "x-a"]
+        );
+    }
+
+    #[test]
+    fn order_and_whitespace_do_not_matter() {
+        let a = digest(
+            &["accept", "x-a"],
+            &[("accept", "text/html,  application/json"), ("x-a", "1")],
+        );
+        let b = digest(
+            &["x-a", "accept"],
+            &[
+                ("x-a", "1"),
+                ("accept", "text/html"),
+                ("accept", "application/json"),
+            ],
+        );
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn distinct_requests_distinct_variants() {
+        let base = digest(&["x-a", "x-b"], &[("x-a", "a"), ("x-b", "bc")]);
+        assert_ne!(
+            base,
+            digest(&["x-a", "x-b"], &[("x-a", "ab"), ("x-b", "c")])
+        );
+        assert_ne!(base, digest(&["x-a", "x-b"], &[("x-a", "a")]));
+        // Absent and empty are different (§4.1).
+        assert_ne!(digest(&["x-a"], &[]), digest(&["x-a"], &[("x-a", "")]));
+        // Fields not named by Vary do not matter.
+        assert_eq!(
+            digest(&["x-a"], &[("x-a", "1")]),
+            digest(&["x-a"], &[("x-a", "1"), ("x-z", "2")])
+        );
+    }
+}
