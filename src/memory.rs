@@ -55,8 +55,27 @@ impl Storage<Vec<u8>> for MemoryStorage {
         self.check()?;
         Ok(self.entries.borrow().get(url).map(copy))
     }
+    /// Refuses what the Cache API refuses or silently drops, so that tests
+    /// catch a stored copy the real storage would not keep.
     async fn put(&self, url: &str, response: Response<Vec<u8>>) -> Result<(), PlatformError> {
         self.check()?;
+        let headers = response.headers();
+        let cc = headers
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let keeps = crate::cache_control::Directives::parse(cc)
+            .seconds("max-age")
+            .is_some_and(|s| s > 0);
+        if response.status() == 206
+            || headers.contains_key("set-cookie")
+            || response.body().is_empty()
+            || !keeps
+        {
+            return Err(PlatformError(format!(
+                "the Cache API would not store {url}"
+            )));
+        }
         self.entries.borrow_mut().insert(url.to_string(), response);
         Ok(())
     }

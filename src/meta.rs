@@ -154,8 +154,13 @@ pub fn to_stored(headers: &mut HeaderMap, mut meta: EntryMeta, retention: u64) {
         }
         headers.remove(name);
     }
-    headers.insert(CACHE_CONTROL, HeaderValue::from(retention));
+    headers.insert(CACHE_CONTROL, retention_directive(retention));
     headers.insert(META_HEADER, encode(Record::Response(meta)));
+}
+
+/// The `Cache-Control` the Cache API sees on a stored copy.
+pub fn retention_directive(seconds: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("public, max-age={seconds}")).expect("ASCII")
 }
 
 /// Reads and removes the record from a stored copy, restoring the shadowed
@@ -266,7 +271,7 @@ mod tests {
         h.insert("etag", "\"v1\"".parse().unwrap());
         let meta = EntryMeta::new("p", &plan(60, Revalidate::WhenStale), &h, t(0), t(0));
         to_stored(&mut h, meta.clone(), 86_460);
-        assert_eq!(h[CACHE_CONTROL], "86460");
+        assert_eq!(h[CACHE_CONTROL], "public, max-age=86460");
         assert!(!h.contains_key(VARY));
         let record = from_stored(&mut h).unwrap();
         assert!(matches!(record, Record::Response(m) if m.fresh_for == 60));

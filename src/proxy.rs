@@ -474,11 +474,11 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                     meta::META_HEADER,
                     meta::encode(Record::Vary(marker.clone())),
                 );
-                headers.insert(
-                    header::CACHE_CONTROL,
-                    HeaderValue::from(self.options.retain_stale.max(60)),
-                );
-                let mut response = Response::new(B::empty());
+                let retention = meta::retention_directive(self.options.retain_stale.max(60));
+                headers.insert(header::CACHE_CONTROL, retention);
+                // A body, because some Cache API implementations (Miniflare's)
+                // drop an entry whose body is empty.
+                let mut response = Response::new(B::from_bytes(b"vary marker\n".to_vec()));
                 *response.headers_mut() = headers;
                 self.put_in_background(key.primary_url(), response);
                 marker

@@ -493,3 +493,26 @@ fn hop_by_hop_fields_are_not_forwarded() {
     assert!(!seen[0].headers().contains_key("x-client-hop"));
     assert!(!seen[0].headers().contains_key("keep-alive"));
 }
+
+#[test]
+fn every_write_is_one_the_cache_api_keeps() {
+    let h = harness(|req| {
+        let mut r = Response::new(b"x".to_vec());
+        r.headers_mut()
+            .insert("cache-control", "max-age=60".parse().unwrap());
+        r.headers_mut().insert("vary", "accept".parse().unwrap());
+        r.headers_mut().insert("set-cookie", "a=1".parse().unwrap());
+        if req.method() == Method::HEAD {
+            r.body_mut().clear();
+        }
+        Ok(r)
+    });
+    h.get("/a");
+    h.send("HEAD", "/b", &[]);
+    assert!(
+        h.proxy.background.warnings.borrow().is_empty(),
+        "{:?}",
+        h.proxy.background.warnings.borrow()
+    );
+    assert_eq!(h.proxy.storage.entries.borrow().len(), 4);
+}
