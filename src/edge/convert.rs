@@ -86,3 +86,60 @@ fn latin1_bytes(value: &str) -> Vec<u8> {
         .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::Body;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn headers_round_trip_byte_for_byte() {
+        let mut map = HeaderMap::new();
+        map.append("set-cookie", HeaderValue::from_static("a=1"));
+        map.append("set-cookie", HeaderValue::from_static("b=2"));
+        map.insert("x-latin1", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        let js = headers_to_js(&map).unwrap();
+        let back = headers_from_js(&js);
+        assert_eq!(back.get_all("set-cookie").iter().count(), 2);
+        assert_eq!(back["x-latin1"].as_bytes(), b"caf\xe9");
+    }
+
+    #[wasm_bindgen_test]
+    async fn null_body_statuses_and_bytes() {
+        let mut not_modified = Response::new(EdgeBody::from_bytes(b"ignored".to_vec()));
+        *not_modified.status_mut() = http::StatusCode::NOT_MODIFIED;
+        let js = response_to_js(not_modified).unwrap();
+        assert_eq!(js.status(), 304);
+        assert!(js.body().is_none());
+
+        let js = response_to_js(Response::new(EdgeBody::from_bytes(b"hello".to_vec()))).unwrap();
+        let back = response_from_js(&js);
+        assert_eq!(back.into_body().into_bytes().await.unwrap(), b"hello");
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_teed_stream_yields_the_body_twice() {
+        let js = web_sys::Response::new_with_opt_str(Some("stream body")).unwrap();
+        let (a, b) = EdgeBody::from_stream(js.body()).tee();
+        assert_eq!(a.into_bytes().await.unwrap(), b"stream body");
+        assert_eq!(b.into_bytes().await.unwrap(), b"stream body");
+    }
+
+    #[wasm_bindgen_test]
+    fn requests_convert_with_method_uri_and_headers() {
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        let headers = web_sys::Headers::new().unwrap();
+        headers.append("x-a", "1").unwrap();
+        init.set_headers_headers(&headers);
+        init.set_body_opt_str(Some("payload"));
+        let js =
+            web_sys::Request::new_with_str_and_init("https://shop.example/a?b=1", &init).unwrap();
+        let request = request_from_js(&js).unwrap();
+        assert_eq!(request.method(), http::Method::POST);
+        assert_eq!(request.uri(), "https://shop.example/a?b=1");
+        assert_eq!(request.headers()["x-a"], "1");
+        assert!(matches!(request.body(), EdgeBody::Stream(_)));
+    }
+}
