@@ -9,6 +9,7 @@
 
 use crate::policy::{Revalidate, Storable};
 use http::header::{HeaderMap, HeaderName, HeaderValue, AGE, CACHE_CONTROL, DATE};
+use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -71,6 +72,9 @@ pub struct EntryMeta {
     pub revalidate: Revalidate,
     /// May answer requests that carry `Authorization` (§3.5).
     pub shared_with_auth: bool,
+    /// The origin's status. The Cache API copy is always a 200, because
+    /// Cache API implementations refuse statuses they do not know.
+    pub status: u16,
     /// Origin values of the shadowed fields, restored when served.
     #[serde(default)]
     pub shadow: Vec<(String, String)>,
@@ -91,6 +95,7 @@ impl EntryMeta {
     pub fn new(
         primary: &str,
         plan: &Storable,
+        status: StatusCode,
         headers: &HeaderMap,
         request_time: SystemTime,
         response_time: SystemTime,
@@ -111,6 +116,7 @@ impl EntryMeta {
             fresh_for: plan.fresh_for,
             revalidate: plan.revalidate,
             shared_with_auth: plan.shared_with_auth,
+            status: status.as_u16(),
             shadow: Vec::new(),
         }
     }
@@ -230,7 +236,14 @@ mod tests {
         // upstream cache had it for 30 s; the fetch took 2 s.
         h.insert(DATE, httpdate::fmt_http_date(t(990)).parse().unwrap());
         h.insert(AGE, "30".parse().unwrap());
-        let meta = EntryMeta::new("p", &plan(100, Revalidate::WhenStale), &h, t(998), t(1000));
+        let meta = EntryMeta::new(
+            "p",
+            &plan(100, Revalidate::WhenStale),
+            StatusCode::OK,
+            &h,
+            t(998),
+            t(1000),
+        );
         assert_eq!(meta.initial_age, 32);
         assert_eq!(meta.current_age(t(1010)), 42);
         assert_eq!(meta.freshness(t(1010)), Freshness::Fresh(58));
@@ -246,7 +259,14 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(DATE, httpdate::fmt_http_date(t(5000)).parse().unwrap());
         h.insert(AGE, "banana".parse().unwrap());
-        let meta = EntryMeta::new("p", &plan(10, Revalidate::WhenStale), &h, t(1000), t(1000));
+        let meta = EntryMeta::new(
+            "p",
+            &plan(10, Revalidate::WhenStale),
+            StatusCode::OK,
+            &h,
+            t(1000),
+            t(1000),
+        );
         assert_eq!(meta.initial_age, 0);
     }
 
@@ -255,6 +275,7 @@ mod tests {
         let meta = EntryMeta::new(
             "p",
             &plan(100, Revalidate::Always),
+            StatusCode::OK,
             &HeaderMap::new(),
             t(0),
             t(0),
@@ -269,7 +290,14 @@ mod tests {
         h.append(VARY, "accept".parse().unwrap());
         h.append(VARY, "x-a".parse().unwrap());
         h.insert("etag", "\"v1\"".parse().unwrap());
-        let meta = EntryMeta::new("p", &plan(60, Revalidate::WhenStale), &h, t(0), t(0));
+        let meta = EntryMeta::new(
+            "p",
+            &plan(60, Revalidate::WhenStale),
+            StatusCode::OK,
+            &h,
+            t(0),
+            t(0),
+        );
         to_stored(&mut h, meta.clone(), 86_460);
         assert_eq!(h[CACHE_CONTROL], "public, max-age=86460");
         assert!(!h.contains_key(VARY));

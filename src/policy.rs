@@ -186,7 +186,10 @@ pub fn storability(
     if request.contains_key(header::AUTHORIZATION) && !shared_with_auth {
         return Err(R::Authorization);
     }
+    // A no-cache response is revalidated before every use, so it needs no
+    // freshness of its own to be worth storing (§5.2.2.4).
     let fresh_for = freshness_lifetime(&cc, source, status, response, response_time, options)
+        .or(no_cache.then_some(0))
         .ok_or(R::NoFreshness)?;
     let has_validator =
         response.contains_key(header::ETAG) || response.contains_key(header::LAST_MODIFIED);
@@ -305,6 +308,8 @@ mod tests {
             (&[], 200, vec![("cache-control", "max-age=60"), ("date", &date), ("expires", "0")], Ok(60)),
             (&[], 200, vec![("cache-control", "no-cache, max-age=60")], Err(R::NoValidator)),
             (&[], 200, vec![("cache-control", "no-cache, max-age=60"), ("etag", "\"x\"")], Ok(60)),
+            (&[], 200, vec![("cache-control", "no-cache"), ("etag", "\"x\"")], Ok(0)),
+            (&[], 200, vec![("cache-control", "no-cache")], Err(R::NoValidator)),
             (&[], 200, vec![("cache-control", "max-age=0"), ("etag", "\"x\"")], Ok(0)),
             (&[], 200, vec![("cache-control", "max-age=60"), ("vary", "accept, *")], Err(R::VaryStar)),
             (&[("authorization", "Bearer x")], 200, vec![("cache-control", "max-age=60")], Err(R::Authorization)),

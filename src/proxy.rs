@@ -60,6 +60,19 @@ struct Entry<B> {
     marker: Option<VaryMarker>,
 }
 
+impl<B> Entry<B> {
+    /// The stored copy is always a 200 (see [`EntryMeta::status`]); the
+    /// origin's status comes back from the record.
+    fn new(meta: EntryMeta, mut response: Response<B>, marker: Option<VaryMarker>) -> Self {
+        *response.status_mut() = StatusCode::from_u16(meta.status).unwrap_or(StatusCode::OK);
+        Entry {
+            meta,
+            response,
+            marker,
+        }
+    }
+}
+
 /// A response handed to storage: the client's half of the body, and its record.
 struct Stored<B> {
     client_body: B,
@@ -207,13 +220,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             return Lookup::UriMiss;
         };
         let marker = match record {
-            Record::Response(meta) => {
-                return Lookup::Found(Entry {
-                    meta,
-                    response,
-                    marker: None,
-                })
-            }
+            Record::Response(meta) => return Lookup::Found(Entry::new(meta, response, None)),
             Record::Vary(marker) => marker,
         };
         let variance = Variance::from_request(marker.names.iter().map(String::as_str), request);
@@ -221,11 +228,9 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             .read(&key.variant_url(&marker.generation, &variance))
             .await
         {
-            Some((Record::Response(meta), response)) => Lookup::Found(Entry {
-                meta,
-                response,
-                marker: Some(marker),
-            }),
+            Some((Record::Response(meta), response)) => {
+                Lookup::Found(Entry::new(meta, response, Some(marker)))
+            }
             _ => Lookup::VaryMiss(marker),
         }
     }
@@ -421,7 +426,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         method: &Method,
         now: SystemTime,
     ) -> Stored<B> {
-        let meta = EntryMeta::new(key.primary(), plan, &parts.headers, now, now);
+        let meta = EntryMeta::new(key.primary(), plan, parts.status, &parts.headers, now, now);
         let stored_headers = cookies::split_for_storage(&mut parts.headers, &plan.strip_fields);
         let url = self.placement(key, marker, &stored_headers, request, now);
         let stored = stored_copy(
@@ -693,7 +698,6 @@ fn stored_copy(parts: &Parts, mut headers: HeaderMap, meta: EntryMeta, retain_st
     let retention = meta.retention(retain_stale);
     meta::to_stored(&mut headers, meta, retention);
     let (mut stored, ()) = Response::new(()).into_parts();
-    stored.status = parts.status;
     stored.version = parts.version;
     stored.headers = headers;
     stored

@@ -516,3 +516,19 @@ fn every_write_is_one_the_cache_api_keeps() {
     );
     assert_eq!(h.proxy.storage.entries.borrow().len(), 4);
 }
+
+#[test]
+fn a_cacheable_error_keeps_its_status_through_storage() {
+    let h = harness(|_| {
+        let mut r = Response::new(b"down".to_vec());
+        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        r.headers_mut()
+            .insert("cache-control", "max-age=30".parse().unwrap());
+        Ok(r)
+    });
+    h.get("/e");
+    let hit = h.get("/e");
+    assert_eq!(hit.status(), 503);
+    assert_eq!(status(&hit), "edge-cache; hit; ttl=30");
+    assert_eq!(h.calls(), 1);
+}
