@@ -55,8 +55,9 @@ impl Storage<Vec<u8>> for MemoryStorage {
         self.check()?;
         Ok(self.entries.borrow().get(url).map(copy))
     }
-    /// Refuses what the Cache API refuses or silently drops, so that tests
-    /// catch a stored copy the real storage would not keep.
+    /// Refuses what the Cache API refuses or silently drops (Miniflare's drops
+    /// statuses it does not know, empty bodies, cookies, and entries without a
+    /// lifetime), so tests catch a stored copy the real storage would not keep.
     async fn put(&self, url: &str, response: Response<Vec<u8>>) -> Result<(), PlatformError> {
         self.check()?;
         let headers = response.headers();
@@ -67,7 +68,7 @@ impl Storage<Vec<u8>> for MemoryStorage {
         let keeps = crate::cache_control::Directives::parse(cc)
             .seconds("max-age")
             .is_some_and(|s| s > 0);
-        if response.status() == 206
+        if response.status() != 200
             || headers.contains_key("set-cookie")
             || response.body().is_empty()
             || !keeps
