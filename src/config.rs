@@ -21,6 +21,8 @@ pub struct Config {
     pub policy: PolicyOptions,
     /// `RETAIN_STALE`: seconds an entry is kept past its freshness for revalidation (default one day).
     pub retain_stale: u64,
+    /// `ORIGIN_TIMEOUT`: seconds to wait for the origin's response headers (default 30).
+    pub origin_timeout_secs: u32,
 }
 
 /// Where the origin is.
@@ -151,8 +153,22 @@ impl Config {
                     )
                 })?,
         };
+        let origin_timeout_secs = match get("ORIGIN_TIMEOUT") {
+            None => 30,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|s| (1..=600).contains(s))
+                .ok_or_else(|| {
+                    err(
+                        "ORIGIN_TIMEOUT",
+                        format!("{v:?} must be seconds from 1 to 600"),
+                    )
+                })?,
+        };
         Ok(Config {
             origin,
+            origin_timeout_secs,
             admin_path,
             cache_name,
             policy: PolicyOptions { heuristic_percent },
@@ -187,6 +203,7 @@ mod tests {
         assert_eq!(c.cache_name, "edge-cache");
         assert_eq!(c.policy.heuristic_percent, 0);
         assert_eq!(c.retain_stale, 86_400);
+        assert_eq!(c.origin_timeout_secs, 30);
         assert_eq!(
             parse(&[("ORIGIN", "  ")]).unwrap().origin,
             OriginConfig::DemoAssets
@@ -222,6 +239,8 @@ mod tests {
             ("HEURISTIC_FRESHNESS", "ten"),
             ("RETAIN_STALE", "-1"),
             ("RETAIN_STALE", "99999999999"),
+            ("ORIGIN_TIMEOUT", "0"),
+            ("ORIGIN_TIMEOUT", "fast"),
         ];
         for (name, value) in cases {
             let e = parse(&[(name, value)]).unwrap_err();

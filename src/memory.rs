@@ -4,7 +4,7 @@
 //! it sees, and `Background` queues tasks until the test runs them (the way
 //! `wait_until` work finishes after the response).
 
-use crate::platform::{Background, Body, Origin, PlatformError, Storage};
+use crate::platform::{Background, Body, Origin, OriginError, PlatformError, Storage};
 use http::{Request, Response};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -86,7 +86,7 @@ impl Storage<Vec<u8>> for MemoryStorage {
     }
 }
 
-type Handler = Box<dyn Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, PlatformError>>;
+type Handler = Box<dyn Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError>>;
 
 /// An origin answering with `handler` and recording what it was sent.
 #[derive(Clone)]
@@ -97,7 +97,7 @@ pub struct ScriptedOrigin {
 
 impl ScriptedOrigin {
     pub fn new(
-        handler: impl Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, PlatformError> + 'static,
+        handler: impl Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError> + 'static,
     ) -> Self {
         ScriptedOrigin {
             handler: Rc::new(RefCell::new(Box::new(handler))),
@@ -110,7 +110,7 @@ impl ScriptedOrigin {
 }
 
 impl Origin<Vec<u8>> for ScriptedOrigin {
-    async fn fetch(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, PlatformError> {
+    async fn fetch(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError> {
         let result = (self.handler.borrow())(&request);
         self.seen.borrow_mut().push(request);
         result

@@ -41,13 +41,31 @@ pub trait Storage<B>: Clone + 'static {
     fn delete(&self, url: &str) -> impl Future<Output = Result<bool, PlatformError>>;
 }
 
+/// Why the origin gave no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginError {
+    /// Refused, reset, DNS failure, or an invalid request (answered with 502).
+    Unreachable(String),
+    /// No response within `ORIGIN_TIMEOUT` (answered with 504).
+    TimedOut,
+}
+
+impl std::fmt::Display for OriginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OriginError::Unreachable(why) => write!(f, "origin unreachable: {why}"),
+            OriginError::TimedOut => f.write_str("origin timed out"),
+        }
+    }
+}
+
 /// The origin server. Requests arrive with the client's URI; the
 /// implementation decides where that URI points.
 pub trait Origin<B> {
     fn fetch(
         &self,
         request: http::Request<B>,
-    ) -> impl Future<Output = Result<http::Response<B>, PlatformError>>;
+    ) -> impl Future<Output = Result<http::Response<B>, OriginError>>;
 }
 
 /// Work that finishes after the response is sent, and the log.

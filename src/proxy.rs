@@ -21,7 +21,7 @@ use crate::cookies;
 use crate::headers::{prepare_response, strip_hop_by_hop};
 use crate::key::CacheKey;
 use crate::meta::{self, EntryMeta, Freshness, Record, VaryMarker};
-use crate::platform::{Background, Body, Origin, PlatformError, Storage};
+use crate::platform::{Background, Body, Origin, OriginError, PlatformError, Storage};
 use crate::policy::{storability, PolicyOptions, Storable};
 use crate::range::{self, RangeResponse};
 use crate::status::{CacheStatus, Phase};
@@ -526,7 +526,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         }
         let bytes = match body.into_bytes().await {
             Ok(b) => b,
-            Err(e) => return self.origin_failed(status, e, now),
+            Err(e) => return self.storage_failed(status, e, now),
         };
         match range::evaluate(request, &parts.headers, bytes.len() as u64) {
             RangeResponse::Full => {
@@ -642,16 +642,39 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     fn origin_failed(
         &self,
         status: CacheStatus,
+        error: OriginError,
+        now: SystemTime,
+    ) -> Response<B> {
+        self.background.warn(&error.to_string());
+        let (code, detail, text) = match error {
+            OriginError::TimedOut => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "origin-timeout",
+                "edge-cache: the origin did not answer in time\n",
+            ),
+            OriginError::Unreachable(_) => (
+                StatusCode::BAD_GATEWAY,
+                "origin-unreachable",
+                "edge-cache: the origin could not be reached\n",
+            ),
+        };
+        self.local(code, text, status.with_detail(detail), now)
+    }
+
+    /// A stored body that cannot be read is the storage failing: say so with a 502.
+    fn storage_failed(
+        &self,
+        status: CacheStatus,
         error: PlatformError,
         now: SystemTime,
     ) -> Response<B> {
         self.background
-            .warn(&format!("origin fetch failed: {error}"));
-        let status = status.with_detail("origin-unreachable");
+            .warn(&format!("reading a stored body failed: {error}"));
+        let text = "edge-cache: a stored response could not be read\n";
         self.local(
             StatusCode::BAD_GATEWAY,
-            "edge-cache: the origin could not be reached\n",
-            status,
+            text,
+            status.with_detail("storage-error"),
             now,
         )
     }

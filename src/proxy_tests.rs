@@ -13,7 +13,7 @@ struct Harness {
 }
 
 fn harness(
-    handler: impl Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, PlatformError> + 'static,
+    handler: impl Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError> + 'static,
 ) -> Harness {
     let options = Options {
         cache_name: "edge-cache".into(),
@@ -36,7 +36,7 @@ fn harness(
 fn ok(
     headers: &'static [(&'static str, &'static str)],
     body: &'static str,
-) -> impl Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, PlatformError> {
+) -> impl Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError> {
     move |_| {
         let mut r = Response::new(body.as_bytes().to_vec());
         for (k, v) in headers {
@@ -401,8 +401,19 @@ fn client_no_cache_is_served_from_cache() {
 }
 
 #[test]
+fn origin_timeout_is_a_504() {
+    let h = harness(|_| Err(OriginError::TimedOut));
+    let r = h.get("/a");
+    assert_eq!(r.status(), 504);
+    assert_eq!(
+        status(&r),
+        "edge-cache; fwd=uri-miss; detail=origin-timeout"
+    );
+}
+
+#[test]
 fn origin_failure_is_a_502_and_storage_failure_fails_open() {
-    let h = harness(|_| Err(PlatformError("connection refused".into())));
+    let h = harness(|_| Err(OriginError::Unreachable("connection refused".into())));
     let r = h.get("/a");
     assert_eq!(r.status(), 502);
     assert_eq!(

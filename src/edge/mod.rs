@@ -11,7 +11,7 @@ mod runtime;
 use crate::config::{Config, OriginConfig};
 use crate::proxy::{Options, Proxy};
 use body::EdgeBody;
-use runtime::{EdgeBackground, EdgeOrigin, EdgeStorage};
+use runtime::{EdgeBackground, EdgeOrigin, EdgeStorage, OriginTarget};
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 use worker::{Context, Env, Request, Response};
@@ -31,9 +31,13 @@ pub async fn handle(request: Request, env: Env, ctx: Context) -> worker::Result<
             return Ok(response);
         }
     };
-    let origin = match &config.origin {
-        OriginConfig::Url(base) => EdgeOrigin::Url(base.clone()),
-        OriginConfig::DemoAssets => EdgeOrigin::Assets(env.assets("ASSETS")?),
+    let target = match &config.origin {
+        OriginConfig::Url(base) => OriginTarget::Url(base.clone()),
+        OriginConfig::DemoAssets => OriginTarget::Assets(env.assets("ASSETS")?),
+    };
+    let origin = EdgeOrigin {
+        target,
+        timeout_ms: config.origin_timeout_secs * 1000,
     };
     let proxy = Proxy::<EdgeBody, _, _, _>::new(
         EdgeStorage,

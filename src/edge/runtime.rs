@@ -4,7 +4,7 @@
 use super::body::EdgeBody;
 use super::convert::{headers_to_js, response_from_js, response_to_js};
 use crate::config::OriginBase;
-use crate::platform::{Background, Origin, PlatformError, Storage};
+use crate::platform::{Background, Origin, OriginError, PlatformError, Storage};
 use http::{Method, Request, Response};
 use std::future::Future;
 use std::rc::Rc;
@@ -45,29 +45,38 @@ impl Storage<EdgeBody> for EdgeStorage {
 }
 
 /// Where misses go.
-pub enum EdgeOrigin {
+pub enum OriginTarget {
     /// `ORIGIN`: a URL the request path is appended to.
     Url(OriginBase),
     /// The bundled demo site, through the static-assets binding.
     Assets(Fetcher),
 }
 
+/// The origin, with the time it gets to answer.
+pub struct EdgeOrigin {
+    pub target: OriginTarget,
+    pub timeout_ms: u32,
+}
+
 impl Origin<EdgeBody> for EdgeOrigin {
-    async fn fetch(&self, request: Request<EdgeBody>) -> Result<Response<EdgeBody>, PlatformError> {
-        let url = match self {
-            EdgeOrigin::Url(base) => base.url_for(request.uri()),
-            EdgeOrigin::Assets(_) => request.uri().to_string(),
+    async fn fetch(&self, request: Request<EdgeBody>) -> Result<Response<EdgeBody>, OriginError> {
+        let unreachable = |what: String| OriginError::Unreachable(what);
+        let url = match &self.target {
+            OriginTarget::Url(base) => base.url_for(request.uri()),
+            OriginTarget::Assets(_) => request.uri().to_string(),
         };
         let (mut parts, body) = request.into_parts();
         // The URL says which host to reach; the client's Host is not the origin's.
         parts.headers.remove(http::header::HOST);
         let init = web_sys::RequestInit::new();
         init.set_method(parts.method.as_str());
-        init.set_headers_headers(
-            &headers_to_js(&parts.headers).map_err(js_error("origin request"))?,
-        );
+        let headers = headers_to_js(&parts.headers)
+            .map_err(|e| unreachable(format!("request headers: {e}")))?;
+        init.set_headers_headers(&headers);
         // A proxy passes redirects on; it does not follow them.
         init.set_redirect(web_sys::RequestRedirect::Manual);
+        let deadline = web_sys::AbortSignal::timeout_with_u32(self.timeout_ms);
+        init.set_signal(Some(&deadline));
         if !matches!(parts.method, Method::GET | Method::HEAD) {
             match body {
                 EdgeBody::Empty => {}
@@ -76,21 +85,17 @@ impl Origin<EdgeBody> for EdgeOrigin {
             }
         }
         let js_request = web_sys::Request::new_with_str_and_init(&url, &init)
-            .map_err(|e| PlatformError(format!("origin request for {url}: {e:?}")))?;
-        let response = match self {
-            EdgeOrigin::Url(_) => {
-                worker::Fetch::Request(worker::Request::from(js_request))
-                    .send()
-                    .await
-            }
-            EdgeOrigin::Assets(assets) => {
-                assets
-                    .fetch_request(worker::Request::from(js_request))
-                    .await
-            }
+            .map_err(|e| unreachable(format!("origin request for {url}: {e:?}")))?;
+        let request = worker::Request::from(js_request);
+        let response = match &self.target {
+            OriginTarget::Url(_) => worker::Fetch::Request(request).send().await,
+            OriginTarget::Assets(assets) => assets.fetch_request(request).await,
+        };
+        match response {
+            Ok(r) => Ok(response_from_js(&web_sys::Response::from(r))),
+            Err(_) if deadline.aborted() => Err(OriginError::TimedOut),
+            Err(e) => Err(unreachable(format!("fetching {url}: {e}"))),
         }
-        .map_err(|e| PlatformError(format!("fetching {url}: {e}")))?;
-        Ok(response_from_js(&web_sys::Response::from(response)))
     }
 }
 

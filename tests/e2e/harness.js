@@ -8,7 +8,7 @@ import { Miniflare } from 'miniflare';
 export async function startOrigin() {
   const routes = new Map();
   const seen = [];
-  const server = http.createServer(async (req, res) => {
+  const server = http.createServer({ maxHeaderSize: 256 * 1024 }, async (req, res) => {
     const chunks = [];
     for await (const chunk of req) chunks.push(chunk);
     const request = { method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() };
