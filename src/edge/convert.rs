@@ -34,7 +34,7 @@ pub fn response_to_js(response: Response<EdgeBody>) -> Result<web_sys::Response>
     let (parts, body) = response.into_parts();
     let init = web_sys::ResponseInit::new();
     init.set_status(parts.status.as_u16());
-    init.set_headers_headers(&headers_to_js(&parts.headers)?);
+    init.set_headers(&headers_to_js(&parts.headers)?);
     // 101, 204, 205 and 304 must not have a body, not even an empty one.
     let null_body = matches!(parts.status.as_u16(), 101 | 204 | 205 | 304);
     let built = match body {
@@ -50,13 +50,21 @@ pub fn response_to_js(response: Response<EdgeBody>) -> Result<web_sys::Response>
     built.map_err(Error::from)
 }
 
+/// Reads a JS `Headers` in one crossing: `JSON.stringify(Array.from(headers))`.
+/// Walking the iterator from Rust costs about seven calls a field, which the
+/// hit path pays for the request and the stored response alike.
 pub fn headers_from_js(headers: &web_sys::Headers) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in worker::Headers(headers.clone()).entries() {
-        let bytes = latin1_bytes(&value);
+    let pairs = js_sys::Array::from(headers);
+    let json = js_sys::JSON::stringify(&pairs)
+        .ok()
+        .and_then(|s| s.as_string())
+        .unwrap_or_default();
+    let pairs: Vec<(String, String)> = serde_json::from_str(&json).unwrap_or_default();
+    let mut map = HeaderMap::with_capacity(pairs.len());
+    for (name, value) in pairs {
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(&bytes),
+            HeaderValue::from_bytes(&latin1_bytes(&value)),
         ) {
             map.append(n, v);
         }
@@ -64,17 +72,21 @@ pub fn headers_from_js(headers: &web_sys::Headers) -> HeaderMap {
     map
 }
 
-pub fn headers_to_js(headers: &HeaderMap) -> Result<web_sys::Headers> {
-    let out = web_sys::Headers::new().map_err(Error::from)?;
-    for (name, value) in headers {
-        let text = match value.to_str() {
-            Ok(ascii) => ascii.to_string(),
-            Err(_) => value.as_bytes().iter().map(|&b| char::from(b)).collect(),
-        };
-        out.append(name.as_str(), &text)
-            .map_err(|e: JsValue| Error::from(e))?;
-    }
-    Ok(out)
+/// Builds the `[[name, value], …]` list a JS `Headers` can be made from, in
+/// one crossing (`JSON.parse`).
+pub fn headers_to_js(headers: &HeaderMap) -> Result<JsValue> {
+    let pairs: Vec<(&str, String)> = headers
+        .iter()
+        .map(|(name, value)| {
+            let text = match value.to_str() {
+                Ok(ascii) => ascii.to_string(),
+                Err(_) => value.as_bytes().iter().map(|&b| char::from(b)).collect(),
+            };
+            (name.as_str(), text)
+        })
+        .collect();
+    let json = serde_json::to_string(&pairs).map_err(|e| Error::RustError(e.to_string()))?;
+    js_sys::JSON::parse(&json).map_err(Error::from)
 }
 
 fn latin1_bytes(value: &str) -> Vec<u8> {
@@ -99,7 +111,8 @@ mod tests {
         map.append("set-cookie", HeaderValue::from_static("a=1"));
         map.append("set-cookie", HeaderValue::from_static("b=2"));
         map.insert("x-latin1", HeaderValue::from_bytes(b"caf\xe9").unwrap());
-        let js = headers_to_js(&map).unwrap();
+        let js = web_sys::Headers::new_with_str_sequence_sequence(&headers_to_js(&map).unwrap())
+            .unwrap();
         let back = headers_from_js(&js);
         assert_eq!(back.get_all("set-cookie").iter().count(), 2);
         assert_eq!(back["x-latin1"].as_bytes(), b"caf\xe9");

@@ -14,26 +14,25 @@ use body::EdgeBody;
 use runtime::{EdgeBackground, EdgeOrigin, EdgeStorage, OriginTarget};
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
-use worker::{Context, Env, Request, Response};
+use worker::{Context, Env};
 
 /// Handles one fetch event.
-pub async fn handle(request: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+pub async fn handle(
+    request: web_sys::Request,
+    env: Env,
+    ctx: Context,
+) -> worker::Result<web_sys::Response> {
     console_error_panic_hook::set_once();
     let config = match Config::from_lookup(|name| lookup(&env, name)) {
         Ok(c) => c,
         Err(e) => {
             worker::console_error!("edge-cache: {e}");
-            let body = format!("edge-cache: {e}\n");
-            let mut response = Response::error(body, 500)?;
-            response
-                .headers_mut()
-                .set("cache-status", "edge-cache; detail=config-error")?;
-            return Ok(response);
+            return convert::response_to_js(config_error(&e));
         }
     };
     let target = match &config.origin {
         OriginConfig::Url(base) => OriginTarget::Url(base.clone()),
-        OriginConfig::DemoAssets => OriginTarget::Assets(env.assets("ASSETS")?),
+        OriginConfig::DemoAssets => OriginTarget::Assets(env.assets("ASSETS")?.into_rpc()),
     };
     let origin = EdgeOrigin {
         target,
@@ -46,15 +45,32 @@ pub async fn handle(request: Request, env: Env, ctx: Context) -> worker::Result<
         Options::from(&config),
     );
     let now = UNIX_EPOCH + Duration::from_millis(js_sys::Date::now() as u64);
-    let http_request = convert::request_from_js(request.inner())?;
+    let http_request = convert::request_from_js(&request)?;
     let response = proxy.handle(http_request, now).await;
-    Ok(Response::from(convert::response_to_js(response)?))
+    convert::response_to_js(response)
 }
 
-/// A `[vars]` value or a secret, by name.
+/// The answer when a variable is malformed: a 500 that names it.
+fn config_error(error: &crate::config::ConfigError) -> http::Response<EdgeBody> {
+    let mut response = http::Response::new(EdgeBody::Bytes(
+        format!("edge-cache: {error}\n").into_bytes(),
+    ));
+    *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        "cache-status",
+        http::HeaderValue::from_static("edge-cache; detail=config-error"),
+    );
+    response
+}
+
+/// A `[vars]` value or a secret, by name: both are string properties of
+/// `env`. One property read each; `env.var()` / `env.secret()` would build a
+/// formatted error for every variable left at its default.
 fn lookup(env: &Env, name: &str) -> Option<String> {
-    env.var(name)
-        .map(|v| v.to_string())
-        .or_else(|_| env.secret(name).map(|s| s.to_string()))
-        .ok()
+    js_sys::Reflect::get(env, &wasm_bindgen::JsValue::from_str(name)).ok()?.as_string()
 }

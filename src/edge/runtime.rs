@@ -8,39 +8,49 @@ use crate::platform::{Background, Origin, OriginError, PlatformError, Storage};
 use http::{Method, Request, Response};
 use std::future::Future;
 use std::rc::Rc;
-use worker::{Cache, Context, Fetcher};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use worker::Context;
+use worker_sys::ext::CacheStorageExt;
 
-fn js_error(what: &str) -> impl Fn(worker::Error) -> PlatformError + '_ {
-    move |e| PlatformError(format!("{what}: {e}"))
-}
-
-/// `caches.default`. Keys are the storage URLs from [`crate::key`].
+/// `caches.default`, called through `web_sys` so that a hit's response
+/// object is used as it is. Keys are the storage URLs from [`crate::key`].
 #[derive(Clone, Copy)]
 pub struct EdgeStorage;
 
+fn default_cache() -> Result<web_sys::Cache, PlatformError> {
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let caches = global
+        .caches()
+        .map_err(|e| PlatformError(format!("no Cache API: {e:?}")))?;
+    Ok(caches.default())
+}
+
+async fn settle(promise: js_sys::Promise, what: &str) -> Result<JsValue, PlatformError> {
+    JsFuture::from(promise)
+        .await
+        .map_err(|e| PlatformError(format!("{what}: {e:?}")))
+}
+
 impl Storage<EdgeBody> for EdgeStorage {
     async fn get(&self, url: &str) -> Result<Option<Response<EdgeBody>>, PlatformError> {
-        let found = Cache::default()
-            .get(url, false)
-            .await
-            .map_err(js_error("cache match"))?;
-        Ok(found.map(|r| response_from_js(&web_sys::Response::from(r))))
+        let found = settle(default_cache()?.match_with_str(url), "cache match").await?;
+        Ok(found
+            .dyn_into::<web_sys::Response>()
+            .ok()
+            .map(|r| response_from_js(&r)))
     }
 
     async fn put(&self, url: &str, response: Response<EdgeBody>) -> Result<(), PlatformError> {
-        let js = response_to_js(response).map_err(js_error("cache put"))?;
-        Cache::default()
-            .put(url, worker::Response::from(js))
+        let js = response_to_js(response).map_err(|e| PlatformError(format!("cache put: {e}")))?;
+        settle(default_cache()?.put_with_str(url, &js), "cache put")
             .await
-            .map_err(js_error("cache put"))
+            .map(drop)
     }
 
     async fn delete(&self, url: &str) -> Result<bool, PlatformError> {
-        let outcome = Cache::default()
-            .delete(url, false)
-            .await
-            .map_err(js_error("cache delete"))?;
-        Ok(matches!(outcome, worker::CacheDeletionOutcome::Success))
+        let deleted = settle(default_cache()?.delete_with_str(url), "cache delete").await?;
+        Ok(deleted.as_bool().unwrap_or(false))
     }
 }
 
@@ -49,7 +59,7 @@ pub enum OriginTarget {
     /// `ORIGIN`: a URL the request path is appended to.
     Url(OriginBase),
     /// The bundled demo site, through the static-assets binding.
-    Assets(Fetcher),
+    Assets(worker_sys::Fetcher),
 }
 
 /// The origin, with the time it gets to answer.
@@ -72,7 +82,7 @@ impl Origin<EdgeBody> for EdgeOrigin {
         init.set_method(parts.method.as_str());
         let headers = headers_to_js(&parts.headers)
             .map_err(|e| unreachable(format!("request headers: {e}")))?;
-        init.set_headers_headers(&headers);
+        init.set_headers(&headers);
         // A proxy passes redirects on; it does not follow them.
         init.set_redirect(web_sys::RequestRedirect::Manual);
         let deadline = web_sys::AbortSignal::timeout_with_u32(self.timeout_ms);
@@ -86,15 +96,18 @@ impl Origin<EdgeBody> for EdgeOrigin {
         }
         let js_request = web_sys::Request::new_with_str_and_init(&url, &init)
             .map_err(|e| unreachable(format!("origin request for {url}: {e:?}")))?;
-        let request = worker::Request::from(js_request);
-        let response = match &self.target {
-            OriginTarget::Url(_) => worker::Fetch::Request(request).send().await,
-            OriginTarget::Assets(assets) => assets.fetch_request(request).await,
+        let promise = match &self.target {
+            OriginTarget::Url(_) => js_sys::global()
+                .unchecked_into::<web_sys::WorkerGlobalScope>()
+                .fetch_with_request(&js_request),
+            OriginTarget::Assets(assets) => assets
+                .fetch(&js_request)
+                .map_err(|e| unreachable(format!("assets binding: {e:?}")))?,
         };
-        match response {
-            Ok(r) => Ok(response_from_js(&web_sys::Response::from(r))),
+        match JsFuture::from(promise).await {
+            Ok(r) => Ok(response_from_js(&r.unchecked_into())),
             Err(_) if deadline.aborted() => Err(OriginError::TimedOut),
-            Err(e) => Err(unreachable(format!("fetching {url}: {e}"))),
+            Err(e) => Err(unreachable(format!("fetching {url}: {e:?}"))),
         }
     }
 }

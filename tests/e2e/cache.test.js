@@ -22,12 +22,13 @@ test('a miss is stored and the next request is a hit with Age and Date', async (
   const miss = await worker.fetch('/basic?x=1');
   assert.equal(miss.status, 200);
   assert.equal(miss.body, 'hello');
-  assert.equal(miss.cacheStatus, 'edge-cache; fwd=uri-miss; fwd-status=200; stored; ttl=60');
+  // The origin's Date was set before the request: a second boundary in between is one second of age.
+  assert.match(miss.cacheStatus, /^edge-cache; fwd=uri-miss; fwd-status=200; stored; ttl=(59|60)$/);
   await worker.stored('/basic?x=1');
   const hit = await worker.fetch('/basic?x=1');
   assert.equal(hit.body, 'hello');
-  assert.match(hit.cacheStatus, /^edge-cache; hit; ttl=(59|60)$/);
-  assert.match(hit.headers.get('age'), /^[01]$/);
+  assert.match(hit.cacheStatus, /^edge-cache; hit; ttl=(58|59|60)$/);
+  assert.match(hit.headers.get('age'), /^[0-2]$/);
   assert.ok(hit.headers.get('date'));
   assert.equal(hit.headers.get('x-origin'), 'yes');
   assert.equal(hit.headers.get('cache-control'), 'max-age=60');
