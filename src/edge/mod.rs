@@ -72,5 +72,7 @@ fn config_error(error: &crate::config::ConfigError) -> http::Response<EdgeBody> 
 /// `env`. One property read each; `env.var()` / `env.secret()` would build a
 /// formatted error for every variable left at its default.
 fn lookup(env: &Env, name: &str) -> Option<String> {
-    js_sys::Reflect::get(env, &wasm_bindgen::JsValue::from_str(name)).ok()?.as_string()
+    js_sys::Reflect::get(env, &wasm_bindgen::JsValue::from_str(name))
+        .ok()?
+        .as_string()
 }
