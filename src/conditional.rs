@@ -112,17 +112,7 @@ pub fn freshen(stored: &mut HeaderMap, not_modified: &HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        for (k, v) in pairs {
-            m.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        m
-    }
+    use crate::memory::header_map as h;
 
     #[test]
     fn not_modified_table() {

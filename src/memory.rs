@@ -143,3 +143,15 @@ impl Background for QueuedBackground {
         self.warnings.borrow_mut().push(message.to_string());
     }
 }
+
+/// A header map from `(name, value)` pairs, for decision tables.
+pub fn header_map(pairs: &[(&str, &str)]) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    map
+}

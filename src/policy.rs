@@ -259,18 +259,8 @@ pub fn secs_between(from: SystemTime, to: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::header_map as headers;
     use std::time::{Duration, UNIX_EPOCH};
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        h
-    }
 
     const NOW: u64 = 1_700_000_000;
     fn at(secs: u64) -> String {

@@ -533,29 +533,16 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                 self.deliver(parts, B::from_bytes(bytes), request, method, status)
             }
             RangeResponse::Partial { start, end } => {
-                parts.status = StatusCode::PARTIAL_CONTENT;
                 let range = format!("bytes {start}-{end}/{}", bytes.len());
-                parts.headers.insert(
-                    header::CONTENT_RANGE,
-                    HeaderValue::from_str(&range).expect("ASCII"),
-                );
-                parts
-                    .headers
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(end - start + 1));
                 let slice = bytes[start as usize..=end as usize].to_vec();
-                self.deliver(parts, B::from_bytes(slice), request, method, status)
+                let (parts, body) = partial(parts, StatusCode::PARTIAL_CONTENT, &range, slice);
+                self.deliver(parts, body, request, method, status)
             }
             RangeResponse::Unsatisfiable => {
-                parts.status = StatusCode::RANGE_NOT_SATISFIABLE;
                 let range = format!("bytes */{}", bytes.len());
-                parts.headers.insert(
-                    header::CONTENT_RANGE,
-                    HeaderValue::from_str(&range).expect("ASCII"),
-                );
-                parts
-                    .headers
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
-                self.deliver(parts, B::empty(), request, method, status)
+                let (parts, body) =
+                    partial(parts, StatusCode::RANGE_NOT_SATISFIABLE, &range, Vec::new());
+                self.deliver(parts, body, request, method, status)
             }
         }
     }
@@ -714,6 +701,19 @@ fn origin_request<B: Body>(request: Request<B>) -> Request<B> {
     strip_hop_by_hop(&mut parts.headers);
     conditional::strip_preconditions(&mut parts.headers);
     Request::from_parts(parts, body)
+}
+
+/// A 206 or 416 cut from a stored 200: status, `Content-Range`, and the body's length.
+fn partial<B: Body>(mut parts: Parts, code: StatusCode, range: &str, body: Vec<u8>) -> (Parts, B) {
+    parts.status = code;
+    parts.headers.insert(
+        header::CONTENT_RANGE,
+        HeaderValue::from_str(range).expect("ASCII"),
+    );
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    (parts, B::from_bytes(body))
 }
 
 /// The head of the stored copy: the client-safe headers, the record, and the retention.

@@ -85,18 +85,8 @@ fn if_range_holds(request: &HeaderMap, stored: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::header_map as h;
     use RangeResponse::*;
-
-    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        for (k, v) in pairs {
-            m.append(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        m
-    }
 
     type Headers<'a> = &'a [(&'a str, &'a str)];
 

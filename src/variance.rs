@@ -81,17 +81,7 @@ impl Variance {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn req(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        h
-    }
+    use crate::memory::header_map as req;
 
     fn digest(names: &[&str], pairs: &[(&str, &str)]) -> [u8; 32] {
         Variance::from_request(names.iter().copied(), &req(pairs)).digest()

@@ -307,3 +307,21 @@ test('every response carries Cache-Status, including errors', async () => {
   assert.equal(missing.status, 404);
   assert.match(missing.cacheStatus, /^edge-cache; fwd=uri-miss; fwd-status=404/);
 });
+
+test('heuristic freshness is off by default and configurable with HEURISTIC_FRESHNESS', async () => {
+  const tenDaysAgo = new Date(Date.now() - 10 * 86_400_000).toUTCString();
+  const hourAgo = new Date(Date.now() - 3_600_000).toUTCString();
+  origin.route('/heuristic', { headers: { 'last-modified': tenDaysAgo }, body: 'h' });
+  origin.route('/heuristic-hour', { headers: { 'last-modified': hourAgo }, body: 'h' });
+  assert.match((await worker.fetch('/heuristic')).cacheStatus, /detail=no-freshness$/);
+  const heuristic = await startWorker({ ORIGIN: origin.url, HEURISTIC_FRESHNESS: '10' });
+  try {
+    // 10% of ten days, capped at one day; 10% of an hour is six minutes.
+    assert.match((await heuristic.fetch('/heuristic')).cacheStatus, /stored; ttl=86400$/);
+    assert.match((await heuristic.fetch('/heuristic-hour')).cacheStatus, /stored; ttl=(359|360)$/);
+    await heuristic.stored('/heuristic');
+    assert.equal(origin.calls('/heuristic').length, 2);
+  } finally {
+    await heuristic.dispose();
+  }
+});

@@ -2,8 +2,7 @@
 // headers: each gets a clear answer, never a wrong or leaked response.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { startOrigin, startWorker } from './harness.js';
+import { startOrigin, startWorker, freePort } from './harness.js';
 
 const cleanup = [];
 after(async () => {
@@ -19,15 +18,6 @@ async function origin() {
   cleanup.push(o.close);
   return o;
 }
-/** A loopback port with nothing listening on it. */
-async function deadPort() {
-  const server = net.createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 test('an invalid variable gives a 500 that names it', async () => {
   for (const [name, value] of [['ORIGIN', 'ftp://example.com'], ['ORIGIN_TIMEOUT', 'soon'], ['CACHE_NAME', 'two words']]) {
     const w = await worker({ ORIGIN: 'http://127.0.0.1:1', [name]: value });
@@ -39,7 +29,7 @@ test('an invalid variable gives a 500 that names it', async () => {
 });
 
 test('a dead origin gives a 502', async () => {
-  const w = await worker({ ORIGIN: `http://127.0.0.1:${await deadPort()}` });
+  const w = await worker({ ORIGIN: `http://127.0.0.1:${await freePort()}` });
   const res = await w.fetch('/anything');
   assert.equal(res.status, 502);
   assert.equal(res.cacheStatus, 'edge-cache; fwd=uri-miss; detail=origin-unreachable');

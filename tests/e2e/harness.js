@@ -2,6 +2,7 @@
 // real Cache API and KV, in front of an origin server on 127.0.0.1 that the
 // test scripts and counts.
 import http from 'node:http';
+import net from 'node:net';
 import { Miniflare } from 'miniflare';
 
 /** An origin whose answers are set per path; every request it sees is recorded. */
@@ -75,3 +76,12 @@ export async function startWorker(vars = {}) {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A loopback port nothing listens on (yet). */
+export async function freePort() {
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

@@ -6,22 +6,13 @@ import { spawn, execFile } from 'node:child_process';
 import { mkdtempSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
 import { promisify } from 'node:util';
-import { sleep } from './harness.js';
+import { sleep, freePort } from './harness.js';
 
 const env = { ...process.env, WRANGLER_SEND_METRICS: 'false' };
 const state = mkdtempSync(join(tmpdir(), 'edge-cache-dev-'));
 let dev;
 let base;
-
-async function freePort() {
-  const server = net.createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 before(async () => {
   const port = await freePort();
