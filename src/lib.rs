@@ -10,6 +10,7 @@ pub mod cache_control;
 pub mod conditional;
 pub mod config;
 pub mod cookies;
+pub mod device;
 pub mod headers;
 pub mod key;
 pub mod meta;
