@@ -5,8 +5,12 @@
 //! (and is tested) natively. A malformed value is a [`ConfigError`] naming the
 //! variable, which the edge turns into a 500 and a log line, never a panic.
 
+use crate::client::{ClientOptions, CountryGroups};
+use crate::cookies::BypassCookies;
+use crate::key::{PathRules, UserAgentKey};
+use crate::normalize::{TrackingParams, DEFAULT_TRACKING};
 use crate::policy::PolicyOptions;
-use http::Uri;
+use http::{HeaderName, Uri};
 
 /// Everything the worker reads from `[vars]` and secrets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +27,16 @@ pub struct Config {
     pub retain_stale: u64,
     /// `ORIGIN_TIMEOUT`: seconds to wait for the origin's response headers (default 30).
     pub origin_timeout_secs: u32,
+    /// `TRACKING_PARAMS`: query parameters dropped from the key and the origin URL.
+    pub tracking: TrackingParams,
+    /// `COUNTRY_HEADER`, `COUNTRY_GROUPS`.
+    pub client: ClientOptions,
+    /// `BYPASS_COOKIES`: requests carrying these cookies bypass the cache.
+    pub bypass_cookies: BypassCookies,
+    /// `VARY_USER_AGENT`: `device` (default) or `raw`.
+    pub user_agent: UserAgentKey,
+    /// `VARY_BY_PATH`: paths keyed by device and/or country regardless of `Vary`.
+    pub path_rules: PathRules,
 }
 
 /// Where the origin is.
@@ -166,9 +180,47 @@ impl Config {
                     )
                 })?,
         };
+        let tracking =
+            TrackingParams::parse(&get("TRACKING_PARAMS").unwrap_or(DEFAULT_TRACKING.to_string()))
+                .map_err(|r| err("TRACKING_PARAMS", r))?;
+        let country_header = match get("COUNTRY_HEADER") {
+            None => None,
+            Some(v) => Some(
+                HeaderName::from_bytes(v.as_bytes())
+                    .map_err(|_| err("COUNTRY_HEADER", format!("{v:?} is not a header name")))?,
+            ),
+        };
+        let country_groups = match get("COUNTRY_GROUPS") {
+            None => CountryGroups::default(),
+            Some(v) => CountryGroups::parse(&v).map_err(|r| err("COUNTRY_GROUPS", r))?,
+        };
+        let bypass_cookies = BypassCookies::parse(&get("BYPASS_COOKIES").unwrap_or_default())
+            .map_err(|r| err("BYPASS_COOKIES", r))?;
+        let user_agent = match get("VARY_USER_AGENT").as_deref() {
+            None | Some("device") => UserAgentKey::Device,
+            Some("raw") => UserAgentKey::Raw,
+            Some(v) => {
+                return Err(err(
+                    "VARY_USER_AGENT",
+                    format!("{v:?} must be device or raw"),
+                ))
+            }
+        };
+        let path_rules = match get("VARY_BY_PATH") {
+            None => PathRules::default(),
+            Some(v) => PathRules::parse(&v).map_err(|r| err("VARY_BY_PATH", r))?,
+        };
         Ok(Config {
             origin,
             origin_timeout_secs,
+            tracking,
+            client: ClientOptions {
+                country_header,
+                country_groups,
+            },
+            bypass_cookies,
+            user_agent,
+            path_rules,
             admin_path,
             cache_name,
             policy: PolicyOptions { heuristic_percent },
@@ -240,6 +292,12 @@ mod tests {
             ("RETAIN_STALE", "-1"),
             ("RETAIN_STALE", "99999999999"),
             ("ORIGIN_TIMEOUT", "0"),
+            ("TRACKING_PARAMS", "*"),
+            ("COUNTRY_HEADER", "bad header"),
+            ("COUNTRY_GROUPS", "{\"EU\": \"DE\"}"),
+            ("BYPASS_COOKIES", "a=b"),
+            ("VARY_USER_AGENT", "browser"),
+            ("VARY_BY_PATH", "{\"/\": [\"colour\"]}"),
             ("ORIGIN_TIMEOUT", "fast"),
         ];
         for (name, value) in cases {

@@ -36,6 +36,33 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Request fields that can change what an origin answers without being part
+/// of the key: the classic cache-poisoning inputs. Removed from cache-eligible
+/// requests before they reach the origin.
+pub const UNKEYED_INPUTS: [&str; 14] = [
+    "x-forwarded-host",
+    "x-forwarded-server",
+    "x-forwarded-scheme",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-host",
+    "x-original-host",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "forwarded",
+];
+
+/// Removes [`UNKEYED_INPUTS`].
+pub fn strip_unkeyed_inputs(headers: &mut HeaderMap) {
+    for name in UNKEYED_INPUTS {
+        headers.remove(name);
+    }
+}
+
 /// Readies origin response headers for anyone downstream: hop-by-hop fields
 /// go, the targeted cache fields are ours alone (RFC 9213 §2.1 lets a cache
 /// remove the field it consumed), and a forged metadata record is dropped.

@@ -13,20 +13,25 @@
 //! The storage URL lives under the request's own scheme and host, in a path
 //! no origin URL can produce once hashed: `/__edge-cache/1/<hex>`.
 
+use crate::client::{DEVICE_TYPE, IP_COUNTRY};
 use crate::variance::Variance;
-use http::Uri;
+use http::{HeaderMap, Uri};
 use sha2::{Digest, Sha256};
 
 /// Bumped whenever the key's input or layout changes, orphaning old entries.
 pub const KEY_FORMAT: &str = "edge-cache/1";
 
-/// The key of one resource.
+/// The key of one request: the resource, and the inputs its variants are chosen by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheKey {
     /// Scheme and authority the storage URLs live under.
     base: String,
     /// Hex digest of the primary key input.
     primary: String,
+    /// The request's fields as variants see them (see [`CacheKey::with_inputs`]).
+    inputs: HeaderMap,
+    /// Fields varied on whatever the origin says (`VARY_BY_PATH`).
+    implicit_vary: Vec<String>,
 }
 
 impl CacheKey {
@@ -46,7 +51,27 @@ impl CacheKey {
         Some(CacheKey {
             base: format!("{scheme}://{authority}"),
             primary: hex16(&hasher.finalize()),
+            inputs: HeaderMap::new(),
+            implicit_vary: Vec::new(),
         })
+    }
+
+    /// Sets what variants are chosen by: the request's fields (already
+    /// normalised by the caller) and fields to vary on regardless of `Vary`.
+    pub fn with_inputs(mut self, inputs: HeaderMap, implicit_vary: Vec<String>) -> Self {
+        self.inputs = inputs;
+        self.implicit_vary = implicit_vary;
+        self
+    }
+
+    /// Fields this key varies on whatever the origin says.
+    pub fn implicit_vary(&self) -> &[String] {
+        &self.implicit_vary
+    }
+
+    /// The request's values for `names`.
+    pub fn variance<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Variance {
+        Variance::from_request(names, &self.inputs)
     }
 
     /// The primary key's digest, recorded in entry metadata.
@@ -66,6 +91,57 @@ impl CacheKey {
         hasher.update([0]);
         hasher.update(variance.digest());
         format!("{}/{}", self.primary_url(), hex16(&hasher.finalize()))
+    }
+}
+
+/// What `Vary: User-Agent` is keyed on (`VARY_USER_AGENT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UserAgentKey {
+    /// The device class (`mobile`, `tablet`, `desktop`): few variants.
+    #[default]
+    Device,
+    /// The raw header: one variant per distinct agent string.
+    Raw,
+}
+
+/// Paths whose responses vary on device and/or country without the origin
+/// saying so (`VARY_BY_PATH`, e.g. `{"/shop/": ["device", "country"]}`).
+/// The longest matching prefix wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathRules(Vec<(String, Vec<String>)>);
+
+impl PathRules {
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let rules: std::collections::BTreeMap<String, Vec<String>> = serde_json::from_str(json)
+            .map_err(|e| {
+                format!("must be a JSON object of path prefix to [\"device\", \"country\"] ({e})")
+            })?;
+        let mut out = Vec::new();
+        for (prefix, dimensions) in rules {
+            if !prefix.starts_with('/') {
+                return Err(format!("path prefix {prefix:?} must start with /"));
+            }
+            let mut fields = Vec::new();
+            for dimension in dimensions {
+                fields.push(match dimension.as_str() {
+                    "device" => DEVICE_TYPE.to_string(),
+                    "country" => IP_COUNTRY.to_string(),
+                    other => return Err(format!("{other:?} is not \"device\" or \"country\"")),
+                });
+            }
+            out.push((prefix, fields));
+        }
+        out.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        Ok(PathRules(out))
+    }
+
+    /// The fields a path always varies on.
+    pub fn for_path(&self, path: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .map(|(_, fields)| fields.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -110,6 +186,21 @@ mod tests {
         let v = Variance::default();
         assert_ne!(k.variant_url("g1", &v), k.variant_url("g2", &v));
         assert!(k.variant_url("g1", &v).starts_with(&k.primary_url()));
+    }
+
+    #[test]
+    fn path_rules_longest_prefix_wins() {
+        let rules =
+            PathRules::parse(r#"{"/": ["country"], "/shop/": ["device", "country"]}"#).unwrap();
+        assert_eq!(
+            rules.for_path("/shop/a"),
+            ["cf-device-type", "cf-ipcountry"]
+        );
+        assert_eq!(rules.for_path("/blog"), ["cf-ipcountry"]);
+        assert!(PathRules::default().for_path("/x").is_empty());
+        for bad in [r#"{"shop": ["device"]}"#, r#"{"/": ["colour"]}"#, "[]"] {
+            assert!(PathRules::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! touches `worker` or JS types. This file only wires the two together.
 
 pub mod cache_control;
+pub mod client;
 pub mod conditional;
 pub mod config;
 pub mod cookies;
@@ -14,6 +15,7 @@ pub mod device;
 pub mod headers;
 pub mod key;
 pub mod meta;
+pub mod normalize;
 pub mod platform;
 pub mod policy;
 pub mod proxy;

@@ -75,6 +75,8 @@ pub enum NoStoreReason {
     NoValidator,
     /// `Vary: *` can never be matched (§4.1).
     VaryStar,
+    /// `Vary: Cookie`: keying on raw cookies fragments the cache and leaks.
+    VaryCookie,
     /// Request carried `Authorization` and the response did not allow sharing (§3.5).
     Authorization,
     /// 206 and 304 are never stored here; 1xx is not a final response.
@@ -93,6 +95,7 @@ impl NoStoreReason {
             NoStoreReason::NoFreshness => "no-freshness",
             NoStoreReason::NoValidator => "no-validator",
             NoStoreReason::VaryStar => "vary-star",
+            NoStoreReason::VaryCookie => "vary-cookie",
             NoStoreReason::Authorization => "authorization",
             NoStoreReason::Status => "status",
             NoStoreReason::MustUnderstand => "must-understand",
@@ -179,8 +182,12 @@ pub fn storability(
         }
         None => false,
     };
-    if crate::variance::vary_names(response).any(|n| n == "*") {
-        return Err(R::VaryStar);
+    for name in crate::variance::vary_names(response) {
+        match name.as_str() {
+            "*" => return Err(R::VaryStar),
+            "cookie" => return Err(R::VaryCookie),
+            _ => {}
+        }
     }
     let shared_with_auth = cc.has("public") || cc.has("s-maxage") || cc.has("must-revalidate");
     if request.contains_key(header::AUTHORIZATION) && !shared_with_auth {
@@ -302,6 +309,7 @@ mod tests {
             (&[], 200, vec![("cache-control", "no-cache")], Err(R::NoValidator)),
             (&[], 200, vec![("cache-control", "max-age=0"), ("etag", "\"x\"")], Ok(0)),
             (&[], 200, vec![("cache-control", "max-age=60"), ("vary", "accept, *")], Err(R::VaryStar)),
+            (&[], 200, vec![("cache-control", "max-age=60"), ("vary", "Accept, Cookie")], Err(R::VaryCookie)),
             (&[("authorization", "Bearer x")], 200, vec![("cache-control", "max-age=60")], Err(R::Authorization)),
             (&[("authorization", "Bearer x")], 200, vec![("cache-control", "public, max-age=60")], Ok(60)),
             (&[("authorization", "Bearer x")], 200, vec![("cache-control", "s-maxage=60")], Ok(60)),

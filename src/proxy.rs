@@ -15,17 +15,20 @@
 //! an argument (`now`), read once per request by the edge.
 
 use crate::cache_control::Directives;
+use crate::client::{Client, ClientOptions};
 use crate::conditional;
 use crate::config::Config;
 use crate::cookies;
-use crate::headers::{prepare_response, strip_hop_by_hop};
-use crate::key::CacheKey;
+use crate::cookies::BypassCookies;
+use crate::headers::{prepare_response, strip_hop_by_hop, strip_unkeyed_inputs};
+use crate::key::{CacheKey, PathRules, UserAgentKey};
 use crate::meta::{self, EntryMeta, Freshness, Record, VaryMarker};
+use crate::normalize::{normalize, TrackingParams};
 use crate::platform::{Background, Body, Origin, OriginError, PlatformError, Storage};
 use crate::policy::{storability, PolicyOptions, Storable};
 use crate::range::{self, RangeResponse};
 use crate::status::{CacheStatus, Phase};
-use crate::variance::{vary_names, Variance};
+use crate::variance::vary_names;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::response::Parts;
 use http::{Method, Request, Response, StatusCode, Uri};
@@ -33,12 +36,17 @@ use std::marker::PhantomData;
 use std::time::SystemTime;
 
 /// What the pipeline needs from configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     pub cache_name: String,
     pub admin_path: String,
     pub policy: PolicyOptions,
     pub retain_stale: u64,
+    pub tracking: TrackingParams,
+    pub client: ClientOptions,
+    pub bypass_cookies: BypassCookies,
+    pub user_agent: UserAgentKey,
+    pub path_rules: PathRules,
 }
 
 impl From<&Config> for Options {
@@ -48,6 +56,11 @@ impl From<&Config> for Options {
             admin_path: c.admin_path.clone(),
             policy: c.policy,
             retain_stale: c.retain_stale,
+            tracking: c.tracking.clone(),
+            client: c.client.clone(),
+            bypass_cookies: c.bypass_cookies.clone(),
+            user_agent: c.user_agent,
+            path_rules: c.path_rules.clone(),
         }
     }
 }
@@ -106,8 +119,13 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         }
     }
 
-    /// Answers one client request.
-    pub async fn handle(&self, request: Request<B>, now: SystemTime) -> Response<B> {
+    /// Answers one client request; `cf_country` is the runtime's `request.cf.country`.
+    pub async fn handle(
+        &self,
+        mut request: Request<B>,
+        cf_country: Option<&str>,
+        now: SystemTime,
+    ) -> Response<B> {
         if self.is_admin(request.uri()) {
             // Reserved for the purge API; never forwarded, never cached.
             let status = CacheStatus::new(Phase::Local).with_detail("admin");
@@ -118,9 +136,14 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                 now,
             );
         }
+        let client = Client::observe(request.headers(), cf_country, &self.options.client);
+        client.stamp(request.headers_mut());
         match *request.method() {
-            Method::GET | Method::HEAD => self.cacheable(request, now).await,
-            _ => self.forward_method(request, now).await,
+            Method::GET | Method::HEAD => self.cacheable(request, &client, now).await,
+            _ => {
+                self.forward(request, CacheStatus::new(Phase::Method), now)
+                    .await
+            }
         }
     }
 
@@ -134,8 +157,21 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     }
 
     /// GET and HEAD: look up, then serve, revalidate or fill.
-    async fn cacheable(&self, request: Request<B>, now: SystemTime) -> Response<B> {
-        let Some(key) = CacheKey::for_uri(request.uri()) else {
+    async fn cacheable(
+        &self,
+        mut request: Request<B>,
+        client: &Client,
+        now: SystemTime,
+    ) -> Response<B> {
+        if self.options.bypass_cookies.matches(request.headers()) {
+            let status = CacheStatus::new(Phase::Bypass).with_detail("cookie");
+            return self.forward(request, status, now).await;
+        }
+        strip_unkeyed_inputs(request.headers_mut());
+        if let Some(uri) = normalize(request.uri(), &self.options.tracking) {
+            *request.uri_mut() = uri;
+        }
+        let Some(key) = self.key(&request, client) else {
             return self
                 .fill(
                     request,
@@ -148,7 +184,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         };
         let only_if_cached = Directives::from_headers(request.headers(), header::CACHE_CONTROL)
             .is_some_and(|d| d.has("only-if-cached"));
-        let entry = match self.lookup(&key, request.headers()).await {
+        let entry = match self.lookup(&key).await {
             Lookup::Found(entry) => entry,
             _ if only_if_cached => {
                 // §5.2.1.7: answer from storage or with 504, never forward.
@@ -214,8 +250,21 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         }
     }
 
+    /// The request's key: its normalised URL, and the inputs its variants are chosen by.
+    fn key(&self, request: &Request<B>, client: &Client) -> Option<CacheKey> {
+        let mut inputs = request.headers().clone();
+        if self.options.user_agent == UserAgentKey::Device {
+            inputs.insert(
+                header::USER_AGENT,
+                HeaderValue::from_static(client.device.as_str()),
+            );
+        }
+        let implicit = self.options.path_rules.for_path(request.uri().path());
+        Some(CacheKey::for_uri(request.uri())?.with_inputs(inputs, implicit))
+    }
+
     /// Reads the primary URL, and the variant URL when the primary holds a marker.
-    async fn lookup(&self, key: &CacheKey, request: &HeaderMap) -> Lookup<B> {
+    async fn lookup(&self, key: &CacheKey) -> Lookup<B> {
         let Some((record, response)) = self.read(&key.primary_url()).await else {
             return Lookup::UriMiss;
         };
@@ -223,7 +272,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             Record::Response(meta) => return Lookup::Found(Entry::new(meta, response, None)),
             Record::Vary(marker) => marker,
         };
-        let variance = Variance::from_request(marker.names.iter().map(String::as_str), request);
+        let variance = key.variance(marker.names.iter().map(String::as_str));
         match self
             .read(&key.variant_url(&marker.generation, &variance))
             .await
@@ -311,16 +360,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             self.options.policy,
         ) {
             Ok(plan) => {
-                let stored = self.store(
-                    key,
-                    entry.marker,
-                    &plan,
-                    &mut parts,
-                    body,
-                    &client_headers,
-                    &method,
-                    now,
-                );
+                let stored = self.store(key, entry.marker, &plan, &mut parts, body, &method, now);
                 status.stored = true;
                 status.ttl = Some(stored.meta.ttl(now));
                 self.serve_stored(
@@ -388,16 +428,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         });
         match decision {
             Some((key, Ok(plan))) => {
-                let stored = self.store(
-                    key,
-                    marker,
-                    &plan,
-                    &mut parts,
-                    body,
-                    client_headers,
-                    method,
-                    now,
-                );
+                let stored = self.store(key, marker, &plan, &mut parts, body, method, now);
                 status.stored = true;
                 status.ttl = Some(stored.meta.ttl(now));
                 self.deliver(parts, stored.client_body, client_headers, method, status)
@@ -422,13 +453,12 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         plan: &Storable,
         parts: &mut Parts,
         body: B,
-        request: &HeaderMap,
         method: &Method,
         now: SystemTime,
     ) -> Stored<B> {
         let meta = EntryMeta::new(key.primary(), plan, parts.status, &parts.headers, now, now);
         let stored_headers = cookies::split_for_storage(&mut parts.headers, &plan.strip_fields);
-        let url = self.placement(key, marker, &stored_headers, request, now);
+        let url = self.placement(key, marker, &stored_headers, now);
         let stored = stored_copy(
             parts,
             stored_headers,
@@ -451,16 +481,17 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         key: &CacheKey,
         marker: Option<VaryMarker>,
         response: &HeaderMap,
-        request: &HeaderMap,
         now: SystemTime,
     ) -> String {
-        let mut names: Vec<String> = vary_names(response).collect();
+        let mut names: Vec<String> = vary_names(response)
+            .chain(key.implicit_vary().iter().cloned())
+            .collect();
         if names.is_empty() {
             return key.primary_url();
         }
         names.sort();
         names.dedup();
-        let variance = Variance::from_request(names.iter().map(String::as_str), request);
+        let variance = key.variance(names.iter().map(String::as_str));
         let marker = match marker {
             Some(m) if m.names == names => m,
             _ => {
@@ -580,20 +611,29 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         Response::from_parts(parts, body)
     }
 
-    /// Methods other than GET and HEAD go to the origin as they are.
-    async fn forward_method(&self, request: Request<B>, now: SystemTime) -> Response<B> {
+    /// Goes to the origin without the cache: methods other than GET and HEAD
+    /// (`status` says `fwd=method`), and bypassed requests (`fwd=bypass`).
+    async fn forward(
+        &self,
+        request: Request<B>,
+        mut status: CacheStatus,
+        now: SystemTime,
+    ) -> Response<B> {
         let uri = request.uri().clone();
         let method = request.method().clone();
         let client_headers = request.headers().clone();
         let (mut parts, body) = request.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        let mut status = CacheStatus::new(Phase::Method);
         let response = match self.origin.fetch(Request::from_parts(parts, body)).await {
             Ok(r) => r,
             Err(e) => return self.origin_failed(status, e, now),
         };
         status.fwd_status = Some(response.status().as_u16());
-        let unsafe_method = !matches!(method, Method::OPTIONS | Method::TRACE);
+        // RFC 9110 §9.2.1: GET, HEAD, OPTIONS and TRACE are safe.
+        let unsafe_method = !matches!(
+            method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        );
         if unsafe_method && (response.status().is_success() || response.status().is_redirection()) {
             self.invalidate(&uri, response.headers()).await;
         }
@@ -617,7 +657,8 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             }
         }
         for target in targets {
-            if let Some(key) = CacheKey::for_uri(&target) {
+            let normalized = normalize(&target, &self.options.tracking);
+            if let Some(key) = normalized.as_ref().and_then(CacheKey::for_uri) {
                 if let Err(e) = self.storage.delete(&key.primary_url()).await {
                     self.background
                         .warn(&format!("invalidation of {target} failed: {e}"));

@@ -18,8 +18,8 @@ fn harness(
     let options = Options {
         cache_name: "edge-cache".into(),
         admin_path: "/_admin".into(),
-        policy: PolicyOptions::default(),
         retain_stale: 86_400,
+        ..Options::default()
     };
     Harness {
         proxy: Proxy::new(
@@ -54,8 +54,11 @@ impl Harness {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let response =
-            futures::executor::block_on(self.proxy.handle(req.body(Vec::new()).unwrap(), self.now));
+        let response = futures::executor::block_on(self.proxy.handle(
+            req.body(Vec::new()).unwrap(),
+            None,
+            self.now,
+        ));
         self.proxy.background.run();
         response
     }
@@ -542,4 +545,149 @@ fn a_cacheable_error_keeps_its_status_through_storage() {
     assert_eq!(hit.status(), 503);
     assert_eq!(status(&hit), "edge-cache; hit; ttl=30");
     assert_eq!(h.calls(), 1);
+}
+
+/// An origin that answers with what it saw, cacheable, varying as told.
+fn echo(
+    vary: &'static str,
+) -> impl Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError> {
+    move |req| {
+        let h = |n: &str| {
+            req.headers()
+                .get(n)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        let body = format!(
+            "{} device={} country={}",
+            req.uri(),
+            h("cf-device-type"),
+            h("cf-ipcountry")
+        );
+        let mut r = Response::new(body.into_bytes());
+        r.headers_mut()
+            .insert("cache-control", "max-age=60".parse().unwrap());
+        if !vary.is_empty() {
+            r.headers_mut().insert("vary", vary.parse().unwrap());
+        }
+        Ok(r)
+    }
+}
+
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148";
+const PIXEL: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/120.0 Mobile Safari/537.36";
+const DESKTOP: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0 Safari/537.36";
+
+#[test]
+fn tracking_parameters_and_order_share_one_entry_and_the_origin_sees_the_key() {
+    let h = harness(echo(""));
+    let first = h.get("/p?b=2&a=1&utm_source=news");
+    assert_eq!(
+        first.body(),
+        b"https://shop.example/p?a=1&b=2 device=desktop country=XX"
+    );
+    assert_eq!(
+        status(&h.get("/p?a=1&b=2&gclid=x")),
+        "edge-cache; hit; ttl=60"
+    );
+    assert_eq!(
+        status(&h.get("/p?a=1")),
+        "edge-cache; fwd=uri-miss; fwd-status=200; stored; ttl=60"
+    );
+    assert_eq!(h.calls(), 2);
+}
+
+#[test]
+fn vary_on_device_type_keys_on_the_class_not_the_agent() {
+    let h = harness(echo("CF-Device-Type"));
+    assert_eq!(
+        h.send("GET", "/d", &[("user-agent", IPHONE)]).body(),
+        b"https://shop.example/d device=mobile country=XX"
+    );
+    let pixel = h.send("GET", "/d", &[("user-agent", PIXEL)]);
+    assert_eq!(status(&pixel), "edge-cache; hit; ttl=60");
+    let desktop = h.send("GET", "/d", &[("user-agent", DESKTOP)]);
+    assert_eq!(
+        desktop.body(),
+        b"https://shop.example/d device=desktop country=XX"
+    );
+    // A client cannot choose its own variant.
+    let spoof = h.send(
+        "GET",
+        "/d",
+        &[("user-agent", DESKTOP), ("cf-device-type", "mobile")],
+    );
+    assert!(spoof.body().ends_with(b"device=desktop country=XX"));
+    assert_eq!(h.calls(), 2);
+}
+
+#[test]
+fn vary_user_agent_is_keyed_on_device_class_by_default() {
+    let h = harness(echo("User-Agent"));
+    h.send("GET", "/ua", &[("user-agent", IPHONE)]);
+    assert_eq!(
+        status(&h.send("GET", "/ua", &[("user-agent", PIXEL)])),
+        "edge-cache; hit; ttl=60"
+    );
+    let mut raw = harness(echo("User-Agent"));
+    raw.proxy.options.user_agent = UserAgentKey::Raw;
+    raw.send("GET", "/ua", &[("user-agent", IPHONE)]);
+    assert!(status(&raw.send("GET", "/ua", &[("user-agent", PIXEL)])).contains("fwd=vary-miss"));
+}
+
+#[test]
+fn path_rules_vary_without_the_origin() {
+    let mut h = harness(echo(""));
+    h.proxy.options.path_rules = PathRules::parse(r#"{"/shop/": ["device"]}"#).unwrap();
+    h.send("GET", "/shop/x", &[("user-agent", IPHONE)]);
+    assert!(
+        status(&h.send("GET", "/shop/x", &[("user-agent", DESKTOP)])).contains("fwd=vary-miss")
+    );
+    assert!(status(&h.send("GET", "/shop/x", &[("user-agent", PIXEL)])).contains("hit"));
+    h.send("GET", "/blog", &[("user-agent", IPHONE)]);
+    assert!(status(&h.send("GET", "/blog", &[("user-agent", DESKTOP)])).contains("hit"));
+}
+
+#[test]
+fn bypass_cookies_skip_the_cache_and_keep_their_cookies() {
+    let mut h = harness(echo(""));
+    h.proxy.options.bypass_cookies = crate::cookies::BypassCookies::parse("session").unwrap();
+    h.get("/c");
+    let bypass = h.send("GET", "/c", &[("cookie", "theme=1; session=abc")]);
+    assert_eq!(
+        status(&bypass),
+        "edge-cache; fwd=bypass; fwd-status=200; detail=cookie"
+    );
+    assert_eq!(
+        h.proxy.origin.seen.borrow()[1].headers()["cookie"],
+        "theme=1; session=abc"
+    );
+    // Other cookies are not part of the key.
+    let other = h.send("GET", "/c", &[("cookie", "theme=2")]);
+    assert!(status(&other).contains("hit"), "{}", status(&other));
+    assert_eq!(h.calls(), 2);
+}
+
+#[test]
+fn vary_cookie_is_not_stored() {
+    let h = harness(echo("Cookie"));
+    assert!(status(&h.get("/vc")).ends_with("detail=vary-cookie"));
+}
+
+#[test]
+fn unkeyed_inputs_never_reach_the_origin() {
+    let h = harness(echo(""));
+    h.send(
+        "GET",
+        "/u",
+        &[
+            ("x-forwarded-host", "evil.example"),
+            ("x-original-url", "/admin"),
+            ("x-http-method-override", "DELETE"),
+        ],
+    );
+    let seen = &h.proxy.origin.seen.borrow()[0];
+    for name in crate::headers::UNKEYED_INPUTS {
+        assert!(!seen.headers().contains_key(name), "{name}");
+    }
 }

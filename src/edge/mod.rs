@@ -15,6 +15,7 @@ use runtime::{EdgeBackground, EdgeOrigin, EdgeStorage, OriginTarget};
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 use worker::{Context, Env};
+use worker_sys::ext::RequestExt;
 
 /// Handles one fetch event.
 pub async fn handle(
@@ -45,26 +46,45 @@ pub async fn handle(
         Options::from(&config),
     );
     let now = UNIX_EPOCH + Duration::from_millis(js_sys::Date::now() as u64);
-    let http_request = convert::request_from_js(&request)?;
-    let response = proxy.handle(http_request, now).await;
+    let Ok(http_request) = convert::request_from_js(&request) else {
+        // Only a URL past `http::Uri`'s 64 KB gets here (Cloudflare stops at ~16 KB).
+        return convert::response_to_js(local_error(
+            414,
+            "the request URL is too long",
+            &config.cache_name,
+            "uri-too-long",
+        ));
+    };
+    let cf_country = request.cf().and_then(|cf| cf.country().ok().flatten());
+    let response = proxy.handle(http_request, cf_country.as_deref(), now).await;
     convert::response_to_js(response)
 }
 
 /// The answer when a variable is malformed: a 500 that names it.
 fn config_error(error: &crate::config::ConfigError) -> http::Response<EdgeBody> {
+    local_error(500, &error.to_string(), "edge-cache", "config-error")
+}
+
+/// An error the worker answers before the cache is consulted.
+fn local_error(
+    status: u16,
+    text: &str,
+    cache_name: &str,
+    detail: &str,
+) -> http::Response<EdgeBody> {
     let mut response = http::Response::new(EdgeBody::Bytes(
-        format!("edge-cache: {error}\n").into_bytes(),
+        format!("edge-cache: {text}\n").into_bytes(),
     ));
-    *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
     headers.insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    headers.insert(
-        "cache-status",
-        http::HeaderValue::from_static("edge-cache; detail=config-error"),
-    );
+    if let Ok(value) = http::HeaderValue::from_str(&format!("{cache_name}; detail={detail}")) {
+        headers.insert("cache-status", value);
+    }
     response
 }
 

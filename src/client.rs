@@ -1,0 +1,175 @@
+//! What the cache knows about the client, normalised: device class and country.
+//!
+//! Both are sent to the origin as `CF-Device-Type` and `CF-IPCountry`,
+//! overwriting whatever the client sent, so an origin that answers
+//! `Vary: CF-Device-Type` or `Vary: CF-IPCountry` is keyed on exactly the
+//! values it saw. With `COUNTRY_GROUPS`, the group name is sent in place of the
+//! country: the origin then cannot answer per country what is cached per group.
+
+use crate::device::{classify, DeviceClass};
+use http::header::{HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+use std::collections::BTreeMap;
+
+pub const DEVICE_TYPE: &str = "cf-device-type";
+pub const IP_COUNTRY: &str = "cf-ipcountry";
+/// Country used when none is known or the value is not an ISO 3166 code.
+pub const UNKNOWN_COUNTRY: &str = "XX";
+
+/// Countries collapsed into named groups for the key (`COUNTRY_GROUPS`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CountryGroups(BTreeMap<String, String>);
+
+impl CountryGroups {
+    /// Parses `{"EU": ["DE", "FR"], "NA": ["US", "CA"]}`.
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let groups: BTreeMap<String, Vec<String>> = serde_json::from_str(json)
+            .map_err(|e| format!("must be a JSON object of group name to country codes ({e})"))?;
+        let mut map = BTreeMap::new();
+        for (group, countries) in groups {
+            if group.is_empty()
+                || !group
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(format!(
+                    "group name {group:?} must be letters, digits, - or _"
+                ));
+            }
+            for country in countries {
+                let code = country_code(&country)
+                    .ok_or(format!("{country:?} is not a two-letter country code"))?;
+                if let Some(other) = map.insert(code.clone(), group.clone()) {
+                    return Err(format!("{code} is in both {other} and {group}"));
+                }
+            }
+        }
+        Ok(CountryGroups(map))
+    }
+
+    /// The group of `code`, or the code itself when it is in none.
+    fn key_for(&self, code: String) -> String {
+        self.0.get(&code).cloned().unwrap_or(code)
+    }
+}
+
+/// An ISO 3166-1 alpha-2 code (or Cloudflare's `T1` for Tor), upper-cased.
+fn country_code(raw: &str) -> Option<String> {
+    let code = raw.trim().to_ascii_uppercase();
+    let valid = code.len() == 2 && (code.bytes().all(|b| b.is_ascii_uppercase()) || code == "T1");
+    valid.then_some(code)
+}
+
+/// How the client is observed (from configuration).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// `COUNTRY_HEADER`: read the country from this request header instead of `request.cf`.
+    pub country_header: Option<HeaderName>,
+    pub country_groups: CountryGroups,
+}
+
+/// The normalised client traits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub device: DeviceClass,
+    /// Country code, group name, or [`UNKNOWN_COUNTRY`].
+    pub country: String,
+}
+
+impl Client {
+    /// Observes the client from its headers and the runtime's country (`request.cf.country`).
+    pub fn observe(headers: &HeaderMap, cf_country: Option<&str>, options: &ClientOptions) -> Self {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let device = classify(
+            text(USER_AGENT.as_str()).unwrap_or(""),
+            text("sec-ch-ua-mobile"),
+        );
+        let raw = match &options.country_header {
+            Some(name) => text(name.as_str()),
+            None => cf_country,
+        };
+        let code = raw
+            .and_then(country_code)
+            .unwrap_or_else(|| UNKNOWN_COUNTRY.to_string());
+        Client {
+            device,
+            country: options.country_groups.key_for(code),
+        }
+    }
+
+    /// Sets `CF-Device-Type` and `CF-IPCountry` on the request to the origin.
+    pub fn stamp(&self, headers: &mut HeaderMap) {
+        headers.insert(DEVICE_TYPE, HeaderValue::from_static(self.device.as_str()));
+        if let Ok(country) = HeaderValue::from_str(&self.country) {
+            headers.insert(IP_COUNTRY, country);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::header_map;
+
+    fn options(header: Option<&str>, groups: &str) -> ClientOptions {
+        ClientOptions {
+            country_header: header.map(|h| HeaderName::from_bytes(h.as_bytes()).unwrap()),
+            country_groups: CountryGroups::parse(groups).unwrap(),
+        }
+    }
+
+    #[test]
+    fn country_from_cf_or_the_configured_header() {
+        let h = header_map(&[("x-country", "de")]);
+        assert_eq!(
+            Client::observe(&h, Some("FR"), &options(None, "{}")).country,
+            "FR"
+        );
+        assert_eq!(
+            Client::observe(&h, Some("FR"), &options(Some("x-country"), "{}")).country,
+            "DE"
+        );
+        assert_eq!(
+            Client::observe(&h, None, &options(None, "{}")).country,
+            "XX"
+        );
+        for junk in ["", "DEU", "1x", "é", "  "] {
+            let h = header_map(&[("x-country", junk)]);
+            assert_eq!(
+                Client::observe(&h, None, &options(Some("x-country"), "{}")).country,
+                "XX",
+                "{junk}"
+            );
+        }
+    }
+
+    #[test]
+    fn groups_collapse_countries() {
+        let o = options(Some("x-country"), r#"{"EU": ["de", "FR"], "NA": ["US"]}"#);
+        let country = |c: &str| Client::observe(&header_map(&[("x-country", c)]), None, &o).country;
+        assert_eq!(country("DE"), "EU");
+        assert_eq!(country("fr"), "EU");
+        assert_eq!(country("US"), "NA");
+        assert_eq!(country("JP"), "JP");
+        for bad in [
+            "[]",
+            r#"{"EU": ["DEU"]}"#,
+            r#"{"E U": ["DE"]}"#,
+            r#"{"A": ["DE"], "B": ["DE"]}"#,
+            "{",
+        ] {
+            assert!(CountryGroups::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stamped_headers_overwrite_the_clients() {
+        let mut h = header_map(&[
+            ("cf-device-type", "tablet"),
+            ("cf-ipcountry", "ZZ"),
+            ("user-agent", "Mozilla/5.0 (iPhone)"),
+        ]);
+        Client::observe(&h, Some("DE"), &ClientOptions::default()).stamp(&mut h);
+        assert_eq!(h["cf-device-type"], "mobile");
+        assert_eq!(h["cf-ipcountry"], "DE");
+    }
+}

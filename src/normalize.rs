@@ -1,0 +1,249 @@
+//! URL normalisation for cache keys (RFC 3986 §6.2.2) and tracking-parameter
+//! removal.
+//!
+//! The normalised URL is the key and also what the origin is asked for on a
+//! cache-eligible request, so a response can depend on nothing the key leaves
+//! out. Written by hand: the `url` crate parses to WHATWG rules the runtime has
+//! already applied, and would add to the wasm without doing the query work.
+
+use http::uri::{Authority, Scheme, Uri};
+
+/// Query parameters that never change a response but make every link unique.
+pub const DEFAULT_TRACKING: &str =
+    "utm_*,gclid,fbclid,msclkid,mc_cid,mc_eid,yclid,_ga,dclid,gbraid,wbraid,_gl,igshid";
+
+/// Parameter names dropped from the key: exact names, and prefixes written `name*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackingParams {
+    exact: Vec<String>,
+    prefixes: Vec<String>,
+}
+
+impl TrackingParams {
+    /// Parses `TRACKING_PARAMS`: comma-separated names, `*` suffix for
+    /// prefixes, `none` for no removal. Names compare case-insensitively.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut params = TrackingParams {
+            exact: Vec::new(),
+            prefixes: Vec::new(),
+        };
+        if spec.trim().eq_ignore_ascii_case("none") {
+            return Ok(params);
+        }
+        for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let name = item.to_ascii_lowercase();
+            match name.strip_suffix('*') {
+                Some("") => return Err("a lone `*` would drop every parameter".into()),
+                Some(prefix) if !prefix.contains('*') => params.prefixes.push(prefix.to_string()),
+                None if !name.contains(['*', '=', '&']) => params.exact.push(name),
+                _ => return Err(format!("{item:?} is not a parameter name or `prefix*`")),
+            }
+        }
+        Ok(params)
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        self.exact.contains(&name) || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
+    }
+}
+
+impl Default for TrackingParams {
+    fn default() -> Self {
+        TrackingParams::parse(DEFAULT_TRACKING).expect("the default list parses")
+    }
+}
+
+/// The normalised form of `uri`: lower-case scheme and host, no default port,
+/// percent-encoding normalised in path and query, tracking parameters
+/// removed, and the remaining parameters sorted by name (stable, so repeated
+/// names keep their order). `None` when the URI has no scheme or host.
+pub fn normalize(uri: &Uri, tracking: &TrackingParams) -> Option<Uri> {
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let host = uri.host()?.to_ascii_lowercase();
+    let default_port = matches!(
+        (scheme.as_str(), uri.port_u16()),
+        ("http", Some(80)) | ("https", Some(443))
+    );
+    let authority = match uri.port_u16() {
+        Some(port) if !default_port => format!("{host}:{port}"),
+        _ => host,
+    };
+    let path = match uri.path() {
+        "" => "/".to_string(),
+        p => normalize_escapes(p),
+    };
+    // (parameter, length of its name)
+    let mut params: Vec<(String, usize)> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(normalize_escapes)
+        .map(|p| {
+            let name_len = p.find('=').unwrap_or(p.len());
+            (p, name_len)
+        })
+        .filter(|(p, name_len)| !tracking.matches(&decode_lossy(&p[..*name_len])))
+        .collect();
+    // `sort_by` is stable: repeated names keep their relative order.
+    params.sort_by(|(a, a_len), (b, b_len)| a[..*a_len].cmp(&b[..*b_len]));
+    let query: Vec<&str> = params.iter().map(|(p, _)| p.as_str()).collect();
+    let path_and_query = match query.is_empty() {
+        true => path,
+        false => format!("{path}?{}", query.join("&")),
+    };
+    Uri::builder()
+        .scheme(Scheme::try_from(scheme.as_str()).ok()?)
+        .authority(Authority::try_from(authority.as_str()).ok()?)
+        .path_and_query(path_and_query)
+        .build()
+        .ok()
+}
+
+/// RFC 3986 §6.2.2.1–2: escapes of unreserved characters are decoded, the
+/// hex digits of the others upper-cased. A malformed `%` is left as it is.
+fn normalize_escapes(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = match bytes[i] == b'%' && i + 2 < bytes.len() {
+            true => hex_pair(bytes[i + 1], bytes[i + 2]),
+            false => None,
+        };
+        match escape {
+            Some(b) if b.is_ascii_alphanumeric() || b"-._~".contains(&b) => {
+                out.push(char::from(b));
+                i += 3;
+            }
+            Some(b) => {
+                out.push_str(&format!("%{b:02X}"));
+                i += 3;
+            }
+            None => {
+                // `s` is a URI component: ASCII, so byte-wise pushing is exact.
+                out.push(char::from(bytes[i]));
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn hex_pair(hi: u8, lo: u8) -> Option<u8> {
+    let digit = |c: u8| char::from(c).to_digit(16);
+    Some((digit(hi)? * 16 + digit(lo)?) as u8)
+}
+
+/// A parameter name with escapes decoded, for matching against tracking names.
+fn decode_lossy(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex_pair(h, l).is_some() => {
+                out.push(hex_pair(h, l).unwrap_or(b'%'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(uri: &str) -> String {
+        normalize(&uri.parse().unwrap(), &TrackingParams::default())
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn table() {
+        let cases = [
+            (
+                "HTTPS://Shop.EXAMPLE.com:443/a",
+                "https://shop.example.com/a",
+            ),
+            ("http://shop.example:80/a", "http://shop.example/a"),
+            ("http://shop.example:8080/a", "http://shop.example:8080/a"),
+            ("https://shop.example", "https://shop.example/"),
+            (
+                "https://s.example/%7euser/%2fx%3a",
+                "https://s.example/~user/%2Fx%3A",
+            ),
+            (
+                "https://s.example/a?b=2&a=1&c",
+                "https://s.example/a?a=1&b=2&c",
+            ),
+            (
+                "https://s.example/a?x=2&a=1&x=1",
+                "https://s.example/a?a=1&x=2&x=1",
+            ),
+            (
+                "https://s.example/a?utm_source=n&id=7&UTM_Medium=e&gclid=1",
+                "https://s.example/a?id=7",
+            ),
+            (
+                "https://s.example/a?%75tm_source=x&id=1",
+                "https://s.example/a?id=1",
+            ),
+            ("https://s.example/a?&&id=1&", "https://s.example/a?id=1"),
+            ("https://s.example/a?utm_x=1", "https://s.example/a"),
+            (
+                "https://s.example/a?q=%zz&r=%4",
+                "https://s.example/a?q=%zz&r=%4",
+            ),
+            (
+                "https://s.example/a?q=%e2%82%ac",
+                "https://s.example/a?q=%E2%82%AC",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(norm(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn tracking_list_is_configurable() {
+        let custom = TrackingParams::parse("ref, campaign_*").unwrap();
+        let out = normalize(
+            &"https://s.example/?ref=a&utm_source=b&campaign_id=c"
+                .parse()
+                .unwrap(),
+            &custom,
+        )
+        .unwrap();
+        assert_eq!(out, "https://s.example/?utm_source=b");
+        let none = TrackingParams::parse("none").unwrap();
+        let out = normalize(&"https://s.example/?utm_source=b".parse().unwrap(), &none).unwrap();
+        assert_eq!(out, "https://s.example/?utm_source=b");
+        for bad in ["*", "a*b", "x=1"] {
+            assert!(TrackingParams::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ten_thousand_parameters() {
+        // Bare names keep 10,000 parameters under the 64 KB an `http::Uri` holds.
+        let query: Vec<String> = (0..10_000).rev().map(|i| i.to_string()).collect();
+        let uri = format!("https://s.example/?{}&utm_source=x", query.join("&"));
+        let out = norm(&uri);
+        assert!(out.starts_with("https://s.example/?0&1&10&100&1000&1001&"));
+        assert!(!out.contains("utm_source"));
+        assert_eq!(out.matches('&').count(), 9_999);
+    }
+
+    #[test]
+    fn no_host_no_key() {
+        assert!(normalize(&"/relative".parse().unwrap(), &TrackingParams::default()).is_none());
+    }
+}
