@@ -1,0 +1,181 @@
+// Cache keys by URL, device and country; cookie hygiene; poisoning defences.
+// The origin echoes what it received, so each test sees what the origin saw
+// and how many times it was asked.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startOrigin, startWorker } from './harness.js';
+
+const IPHONE_15 = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1';
+const IPHONE_12 = 'Mozilla/5.0 (iPhone; CPU iPhone OS 14_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/14.0.3 Mobile/15E148 Safari/604.1';
+const IPAD = 'Mozilla/5.0 (iPad; CPU OS 16_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.0 Mobile/15E148 Safari/604.1';
+const DESKTOP = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
+
+let origin;
+let worker;
+before(async () => {
+  origin = await startOrigin();
+  worker = await startWorker({
+    ORIGIN: origin.url,
+    COUNTRY_HEADER: 'x-test-country',
+    COUNTRY_GROUPS: JSON.stringify({ DACH: ['DE', 'AT', 'CH'] }),
+    BYPASS_COOKIES: 'session, wordpress_logged_in_*',
+    VARY_BY_PATH: JSON.stringify({ '/ruled/': ['device'] }),
+  });
+});
+after(async () => {
+  await worker?.dispose();
+  await origin?.close();
+});
+
+/** An origin route that echoes the URL, device and country it saw. */
+function echo(path, headers = {}) {
+  origin.route(path, (req) => ({
+    headers: { 'cache-control': 'max-age=60', ...headers },
+    body: JSON.stringify({ url: req.url, device: req.headers['cf-device-type'], country: req.headers['cf-ipcountry'], cookie: req.headers.cookie ?? null }),
+  }));
+}
+const seen = (res) => JSON.parse(res.body);
+
+test('query order and tracking parameters do not split the cache; the origin sees the normalised URL', async () => {
+  echo('/norm');
+  const first = await worker.fetch('/norm?b=2&a=1&utm_source=mail&utm_medium=x');
+  assert.equal(seen(first).url, '/norm?a=1&b=2');
+  await worker.stored('/norm?a=1&b=2');
+  for (const variant of ['/norm?a=1&b=2', '/norm?gclid=1&b=2&a=1', '/norm?a=%31&b=2&fbclid=z']) {
+    assert.match((await worker.fetch(variant)).cacheStatus, /hit/, variant);
+  }
+  assert.match((await worker.fetch('/norm?a=1&b=3')).cacheStatus, /fwd=uri-miss/);
+  assert.equal(origin.calls('/norm').length, 2);
+});
+
+test('the host is part of the key', async () => {
+  echo('/hosted');
+  await worker.fetch('http://one.test/hosted');
+  await worker.stored('http://one.test/hosted');
+  assert.match((await worker.fetch('http://ONE.test/hosted')).cacheStatus, /hit/);
+  assert.match((await worker.fetch('http://two.test/hosted')).cacheStatus, /fwd=uri-miss/);
+});
+
+test('Vary: CF-Device-Type: two iPhones share an entry, a tablet and a desktop get their own', async () => {
+  echo('/device', { vary: 'CF-Device-Type' });
+  assert.equal(seen(await worker.fetch('/device', { headers: { 'user-agent': IPHONE_15 } })).device, 'mobile');
+  await worker.stored('/device', { 'user-agent': IPHONE_15 });
+  const other = await worker.fetch('/device', { headers: { 'user-agent': IPHONE_12 } });
+  assert.match(other.cacheStatus, /hit/);
+  assert.equal(seen(other).device, 'mobile');
+  assert.equal(seen(await worker.fetch('/device', { headers: { 'user-agent': IPAD } })).device, 'tablet');
+  assert.equal(seen(await worker.fetch('/device', { headers: { 'user-agent': DESKTOP } })).device, 'desktop');
+  assert.equal(origin.calls('/device').length, 3);
+  // A client cannot pick another device's variant by sending the header itself.
+  const spoof = await worker.fetch('/device', { headers: { 'user-agent': DESKTOP, 'cf-device-type': 'mobile' } });
+  assert.equal(seen(spoof).device, 'desktop');
+});
+
+test('Sec-CH-UA-Mobile makes a client mobile', async () => {
+  echo('/hint', { vary: 'CF-Device-Type' });
+  assert.equal(seen(await worker.fetch('/hint', { headers: { 'user-agent': DESKTOP, 'sec-ch-ua-mobile': '?1' } })).device, 'mobile');
+});
+
+test('Vary: CF-IPCountry: a German desktop and a German phone share the country entry; groups collapse', async () => {
+  echo('/country', { vary: 'CF-IPCountry' });
+  const de = await worker.fetch('/country', { headers: { 'x-test-country': 'de', 'user-agent': DESKTOP } });
+  assert.equal(seen(de).country, 'DACH');
+  await worker.stored('/country', { 'x-test-country': 'DE' });
+  assert.match((await worker.fetch('/country', { headers: { 'x-test-country': 'DE', 'user-agent': IPHONE_15 } })).cacheStatus, /hit/);
+  assert.match((await worker.fetch('/country', { headers: { 'x-test-country': 'AT' } })).cacheStatus, /hit/);
+  const fr = await worker.fetch('/country', { headers: { 'x-test-country': 'FR' } });
+  assert.match(fr.cacheStatus, /fwd=vary-miss/);
+  assert.equal(seen(fr).country, 'FR');
+  assert.equal(seen(await worker.fetch('/country', { headers: { 'x-test-country': 'not a country' } })).country, 'XX');
+  assert.equal(origin.calls('/country').length, 3);
+});
+
+test('without COUNTRY_HEADER the country comes from request.cf', async () => {
+  echo('/cf-country');
+  const plain = await startWorker({ ORIGIN: origin.url });
+  try {
+    const res = await plain.fetch('/cf-country', { cf: { country: 'JP' }, headers: { 'cf-ipcountry': 'US' } });
+    assert.equal(seen(res).country, 'JP');
+  } finally {
+    await plain.dispose();
+  }
+});
+
+test('Vary: User-Agent is keyed on the device class', async () => {
+  echo('/ua', { vary: 'User-Agent' });
+  await worker.fetch('/ua', { headers: { 'user-agent': IPHONE_15 } });
+  await worker.stored('/ua', { 'user-agent': IPHONE_15 });
+  assert.match((await worker.fetch('/ua', { headers: { 'user-agent': IPHONE_12 } })).cacheStatus, /hit/);
+  assert.match((await worker.fetch('/ua', { headers: { 'user-agent': DESKTOP } })).cacheStatus, /fwd=vary-miss/);
+});
+
+test('VARY_BY_PATH keys a path on device without the origin saying so', async () => {
+  echo('/ruled/page');
+  await worker.fetch('/ruled/page', { headers: { 'user-agent': IPHONE_15 } });
+  await worker.stored('/ruled/page', { 'user-agent': IPHONE_15 });
+  assert.match((await worker.fetch('/ruled/page', { headers: { 'user-agent': IPHONE_12 } })).cacheStatus, /hit/);
+  const desktop = await worker.fetch('/ruled/page', { headers: { 'user-agent': DESKTOP } });
+  assert.match(desktop.cacheStatus, /fwd=vary-miss/);
+  assert.equal(seen(desktop).device, 'desktop');
+});
+
+test('BYPASS_COOKIES: the request bypasses the cache with all its cookies, and nothing is stored', async () => {
+  echo('/account');
+  for (const cookie of ['theme=dark; session=s1', 'wordpress_logged_in_abc=1']) {
+    const res = await worker.fetch('/account', { headers: { cookie } });
+    assert.equal(res.cacheStatus, 'edge-cache; fwd=bypass; fwd-status=200; detail=cookie');
+    assert.equal(seen(res).cookie, cookie);
+  }
+  const anonymous = await worker.fetch('/account');
+  assert.match(anonymous.cacheStatus, /fwd=uri-miss/);
+  assert.equal(origin.calls('/account').length, 3);
+});
+
+test('other request cookies are not part of the key', async () => {
+  echo('/public');
+  await worker.fetch('/public', { headers: { cookie: 'theme=dark' } });
+  await worker.stored('/public');
+  assert.match((await worker.fetch('/public', { headers: { cookie: 'theme=light; lang=de' } })).cacheStatus, /hit/);
+  assert.match((await worker.fetch('/public', { headers: { cookie: ';;;=;;bad cookie;;' } })).cacheStatus, /hit/);
+  assert.equal(origin.calls('/public').length, 1);
+});
+
+test('Vary: Cookie is not stored', async () => {
+  echo('/vary-cookie', { vary: 'Cookie' });
+  assert.match((await worker.fetch('/vary-cookie')).cacheStatus, /detail=vary-cookie$/);
+});
+
+test('private="Set-Cookie": stored without the cookie, which only the client that caused the fill gets', async () => {
+  origin.route('/qualified', { headers: { 'cache-control': 'max-age=60, private="Set-Cookie"', 'set-cookie': 'visitor=1' }, body: 'x' });
+  const miss = await worker.fetch('/qualified');
+  assert.equal(miss.headers.get('set-cookie'), 'visitor=1');
+  const hit = await worker.stored('/qualified');
+  assert.equal(hit.headers.get('set-cookie'), null);
+});
+
+test('poisoning inputs never reach the origin on a cacheable request', async () => {
+  origin.route('/poison', (req) => ({ headers: { 'cache-control': 'max-age=60' }, body: JSON.stringify(req.headers) }));
+  const res = await worker.fetch('/poison', {
+    headers: { 'x-forwarded-host': 'evil.test', 'x-original-url': '/admin', 'x-rewrite-url': '/admin', 'x-forwarded-scheme': 'http', 'x-http-method-override': 'DELETE' },
+  });
+  const received = JSON.parse(res.body);
+  for (const name of ['x-forwarded-host', 'x-original-url', 'x-rewrite-url', 'x-forwarded-scheme', 'x-http-method-override']) {
+    assert.equal(received[name], undefined, name);
+  }
+});
+
+test('nothing is cached by file extension alone (web cache deception)', async () => {
+  origin.route('/account.php/style.css', { headers: { 'content-type': 'text/css' }, body: 'per-user page' });
+  assert.match((await worker.fetch('/account.php/style.css')).cacheStatus, /detail=no-freshness$/);
+  await worker.fetch('/account.php/style.css');
+  assert.equal(origin.calls('/account.php/style.css').length, 2);
+});
+
+test('absurd user agents and headers get a sane answer', async () => {
+  echo('/absurd', { vary: 'CF-Device-Type, User-Agent' });
+  for (const ua of ['', 'x'.repeat(8000), '\u00e9\u00e8 iPhone', 'Mozilla/5.0 (' + '('.repeat(2000)]) {
+    const res = await worker.fetch('/absurd', { headers: { 'user-agent': ua, 'sec-ch-ua-mobile': '?maybe' } });
+    assert.equal(res.status, 200);
+    assert.ok(['mobile', 'tablet', 'desktop'].includes(seen(res).device));
+  }
+});
