@@ -1,0 +1,161 @@
+//! Answering the client: stored responses with `Age`, ranges and 304s, the
+//! last clean-up every response gets, and the worker's own error answers.
+
+use super::*;
+
+impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
+    /// Serves a stored response: `Age`, and the client's preconditions, range and method applied.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn serve_stored(
+        &self,
+        mut parts: Parts,
+        body: B,
+        meta: &EntryMeta,
+        request: &HeaderMap,
+        method: &Method,
+        status: CacheStatus,
+        now: SystemTime,
+    ) -> Response<B> {
+        parts
+            .headers
+            .insert(header::AGE, HeaderValue::from(meta.current_age(now)));
+        let wants_range = request.contains_key(header::RANGE)
+            && parts.status == StatusCode::OK
+            && method == Method::GET
+            && !conditional::is_not_modified(request, &parts.headers);
+        if !wants_range {
+            return self.deliver(parts, body, request, method, status);
+        }
+        let bytes = match body.into_bytes().await {
+            Ok(b) => b,
+            Err(e) => return self.storage_failed(status, e, now),
+        };
+        match range::evaluate(request, &parts.headers, bytes.len() as u64) {
+            RangeResponse::Full => {
+                self.deliver(parts, B::from_bytes(bytes), request, method, status)
+            }
+            RangeResponse::Partial { start, end } => {
+                let range = format!("bytes {start}-{end}/{}", bytes.len());
+                let slice = bytes[start as usize..=end as usize].to_vec();
+                let (parts, body) = partial(parts, StatusCode::PARTIAL_CONTENT, &range, slice);
+                self.deliver(parts, body, request, method, status)
+            }
+            RangeResponse::Unsatisfiable => {
+                let range = format!("bytes */{}", bytes.len());
+                let (parts, body) =
+                    partial(parts, StatusCode::RANGE_NOT_SATISFIABLE, &range, Vec::new());
+                self.deliver(parts, body, request, method, status)
+            }
+        }
+    }
+
+    /// The last step for every proxied response: answer preconditions with a
+    /// 304, drop the body for HEAD, clean the headers, add `Cache-Status`.
+    pub(super) fn deliver(
+        &self,
+        mut parts: Parts,
+        body: B,
+        request: &HeaderMap,
+        method: &Method,
+        status: CacheStatus,
+    ) -> Response<B> {
+        let mut body = if method == Method::HEAD {
+            B::empty()
+        } else {
+            body
+        };
+        let cacheable_method = matches!(*method, Method::GET | Method::HEAD);
+        if cacheable_method
+            && parts.status == StatusCode::OK
+            && conditional::is_not_modified(request, &parts.headers)
+        {
+            let mut headers = conditional::not_modified_headers(&parts.headers);
+            if let Some(age) = parts.headers.get(header::AGE) {
+                headers.insert(header::AGE, age.clone());
+            }
+            parts.headers = headers;
+            parts.status = StatusCode::NOT_MODIFIED;
+            body = B::empty();
+        }
+        prepare_response(&mut parts.headers);
+        status.append_to(&mut parts.headers, &self.options.cache_name);
+        Response::from_parts(parts, body)
+    }
+
+    pub(super) fn origin_failed(
+        &self,
+        status: CacheStatus,
+        error: OriginError,
+        now: SystemTime,
+    ) -> Response<B> {
+        self.background.warn(&error.to_string());
+        let (code, detail, text) = match error {
+            OriginError::TimedOut => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "origin-timeout",
+                "edge-cache: the origin did not answer in time\n",
+            ),
+            OriginError::Unreachable(_) => (
+                StatusCode::BAD_GATEWAY,
+                "origin-unreachable",
+                "edge-cache: the origin could not be reached\n",
+            ),
+        };
+        self.local(code, text, status.with_detail(detail), now)
+    }
+
+    /// A stored body that cannot be read is the storage failing: say so with a 502.
+    pub(super) fn storage_failed(
+        &self,
+        status: CacheStatus,
+        error: PlatformError,
+        now: SystemTime,
+    ) -> Response<B> {
+        self.background
+            .warn(&format!("reading a stored body failed: {error}"));
+        let text = "edge-cache: a stored response could not be read\n";
+        self.local(
+            StatusCode::BAD_GATEWAY,
+            text,
+            status.with_detail("storage-error"),
+            now,
+        )
+    }
+
+    /// A response the worker makes itself.
+    pub(super) fn local(
+        &self,
+        code: StatusCode,
+        text: &str,
+        status: CacheStatus,
+        now: SystemTime,
+    ) -> Response<B> {
+        let mut response = Response::new(B::from_bytes(text.as_bytes().to_vec()));
+        *response.status_mut() = code;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            header::DATE,
+            HeaderValue::from_str(&httpdate::fmt_http_date(now)).expect("ASCII"),
+        );
+        status.append_to(headers, &self.options.cache_name);
+        response
+    }
+}
+
+/// A 206 or 416 cut from a stored 200: status, `Content-Range`, and the body's length.
+fn partial<B: Body>(mut parts: Parts, code: StatusCode, range: &str, body: Vec<u8>) -> (Parts, B) {
+    parts.status = code;
+    parts.headers.insert(
+        header::CONTENT_RANGE,
+        HeaderValue::from_str(range).expect("ASCII"),
+    );
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    (parts, B::from_bytes(body))
+}

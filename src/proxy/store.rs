@@ -1,0 +1,107 @@
+//! Writing to storage: where a response goes (the primary URL, or a variant
+//! behind a vary marker), and the stored copy itself, written in the background.
+
+use super::*;
+
+impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
+    /// Writes a response in the background, per `plan`: cookies and
+    /// `private="…"` fields stay out of storage, the record goes in, and the
+    /// body is split between storage and the client.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn store(
+        &self,
+        key: &CacheKey,
+        marker: Option<VaryMarker>,
+        plan: &Storable,
+        parts: &mut Parts,
+        body: B,
+        method: &Method,
+        now: SystemTime,
+    ) -> Stored<B> {
+        let meta = EntryMeta::new(key.primary(), plan, parts.status, &parts.headers, now, now);
+        let stored_headers = cookies::split_for_storage(&mut parts.headers, &plan.strip_fields);
+        let url = self.placement(key, marker, &stored_headers, now);
+        let stored = stored_copy(
+            parts,
+            stored_headers,
+            meta.clone(),
+            self.options.retain_stale,
+        );
+        let (client_body, stored_body) = if method == Method::HEAD {
+            (B::empty(), body)
+        } else {
+            body.tee()
+        };
+        self.put_in_background(url, Response::from_parts(stored, stored_body));
+        Stored { client_body, meta }
+    }
+
+    /// Chooses the storage URL for a response to `request`, writing a new vary
+    /// marker when the response varies and the known marker does not fit.
+    pub(super) fn placement(
+        &self,
+        key: &CacheKey,
+        marker: Option<VaryMarker>,
+        response: &HeaderMap,
+        now: SystemTime,
+    ) -> String {
+        let mut names: Vec<String> = vary_names(response)
+            .chain(key.implicit_vary().iter().cloned())
+            .collect();
+        if names.is_empty() {
+            return key.primary_url();
+        }
+        names.sort();
+        names.dedup();
+        let variance = key.variance(names.iter().map(String::as_str));
+        let marker = match marker {
+            Some(m) if m.names == names => m,
+            _ => {
+                let digest = variance.digest();
+                let nanos = now
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos();
+                let generation = format!(
+                    "{nanos:x}-{:02x}{:02x}{:02x}{:02x}",
+                    digest[0], digest[1], digest[2], digest[3]
+                );
+                let marker = VaryMarker { names, generation };
+                let mut headers = HeaderMap::new();
+                headers.insert(
+                    meta::META_HEADER,
+                    meta::encode(Record::Vary(marker.clone())),
+                );
+                let retention = meta::retention_directive(self.options.retain_stale.max(60));
+                headers.insert(header::CACHE_CONTROL, retention);
+                // A body, because some Cache API implementations (Miniflare's)
+                // drop an entry whose body is empty.
+                let mut response = Response::new(B::from_bytes(b"vary marker\n".to_vec()));
+                *response.headers_mut() = headers;
+                self.put_in_background(key.primary_url(), response);
+                marker
+            }
+        };
+        key.variant_url(&marker.generation, &variance)
+    }
+
+    pub(super) fn put_in_background(&self, url: String, response: Response<B>) {
+        let storage = self.storage.clone();
+        let log = self.background.clone();
+        self.background.spawn(async move {
+            if let Err(e) = storage.put(&url, response).await {
+                log.warn(&format!("cache write failed for {url}: {e}"));
+            }
+        });
+    }
+}
+
+/// The head of the stored copy: the client-safe headers, the record, and the retention.
+fn stored_copy(parts: &Parts, mut headers: HeaderMap, meta: EntryMeta, retain_stale: u64) -> Parts {
+    let retention = meta.retention(retain_stale);
+    meta::to_stored(&mut headers, meta, retention);
+    let (mut stored, ()) = Response::new(()).into_parts();
+    stored.version = parts.version;
+    stored.headers = headers;
+    stored
+}
