@@ -166,6 +166,14 @@ test('Authorization: stored and served only when the response allows sharing (§
   const hit = await worker.stored('/auth-public', { authorization: 'Bearer b' });
   assert.equal(hit.body, 'shared');
   assert.equal(origin.calls('/auth-public').length, 1);
+
+  // s-maxage and must-revalidate allow sharing too.
+  for (const [path, cc] of [['/auth-smax', 's-maxage=60'], ['/auth-mr', 'must-revalidate, max-age=60']]) {
+    origin.route(path, cacheable('shared', { 'cache-control': cc }));
+    await worker.fetch(path, { headers: { authorization: 'Bearer a' } });
+    assert.equal((await worker.stored(path, { authorization: 'Bearer b' })).body, 'shared');
+    assert.equal(origin.calls(path).length, 1, path);
+  }
 });
 
 test('Vary selects the variant; each variant is stored on its own', async () => {
