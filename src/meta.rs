@@ -56,6 +56,10 @@ pub enum Record {
 pub struct VaryMarker {
     pub names: Vec<String>,
     pub generation: String,
+    /// Unix seconds the Cache API keeps the marker until: at least as long as
+    /// any variant stored through it, or those variants become unreachable.
+    #[serde(default)]
+    pub keep_until: u64,
 }
 
 /// Metadata of a stored response.
@@ -320,14 +324,12 @@ mod tests {
             h.insert(META_HEADER, raw.parse().unwrap());
             assert_eq!(from_stored(&mut h), None, "{raw}");
         }
+        // A marker written before `keep_until` existed still reads (serde default).
         let mut h = HeaderMap::new();
-        h.insert(
-            META_HEADER,
-            encode(Record::Vary(VaryMarker {
-                names: vec!["accept".into()],
-                generation: "g".into(),
-            })),
+        let older = r#"{"v":1,"kind":"vary","names":["accept"],"generation":"g"}"#;
+        h.insert(META_HEADER, older.parse().unwrap());
+        assert!(
+            matches!(from_stored(&mut h), Some(Record::Vary(m)) if m.keep_until == 0 && m.generation == "g")
         );
-        assert!(matches!(from_stored(&mut h), Some(Record::Vary(_))));
     }
 }

@@ -20,13 +20,9 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     ) -> Stored<B> {
         let meta = EntryMeta::new(key.primary(), plan, parts.status, &parts.headers, now, now);
         let stored_headers = cookies::split_for_storage(&mut parts.headers, &plan.strip_fields);
-        let url = self.placement(key, marker, &stored_headers, now);
-        let stored = stored_copy(
-            parts,
-            stored_headers,
-            meta.clone(),
-            self.options.retain_stale,
-        );
+        let retention = meta.retention(self.options.retain_stale);
+        let url = self.placement(key, marker, &stored_headers, retention, now);
+        let stored = stored_copy(stored_headers, meta.clone(), retention);
         let (client_body, stored_body) = if method == Method::HEAD {
             (B::empty(), body)
         } else {
@@ -36,13 +32,15 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         Stored { client_body, meta }
     }
 
-    /// Chooses the storage URL for a response to `request`, writing a new vary
-    /// marker when the response varies and the known marker does not fit.
+    /// Chooses the storage URL for a response kept for `retention` seconds,
+    /// writing the vary marker when the response varies and the known marker
+    /// does not fit or would expire before this variant.
     pub(super) fn placement(
         &self,
         key: &CacheKey,
         marker: Option<VaryMarker>,
         response: &HeaderMap,
+        retention: u64,
         now: SystemTime,
     ) -> String {
         let mut names: Vec<String> = vary_names(response)
@@ -54,8 +52,12 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         names.sort();
         names.dedup();
         let variance = key.variance(names.iter().map(String::as_str));
+        let keep_until = meta::unix_secs(now) + retention;
         let marker = match marker {
-            Some(m) if m.names == names => m,
+            Some(m) if m.names == names && m.keep_until >= keep_until => m,
+            Some(m) if m.names == names => {
+                self.put_marker(key, VaryMarker { keep_until, ..m }, now)
+            }
             _ => {
                 let digest = variance.digest();
                 let nanos = now
@@ -66,23 +68,38 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                     "{nanos:x}-{:02x}{:02x}{:02x}{:02x}",
                     digest[0], digest[1], digest[2], digest[3]
                 );
-                let marker = VaryMarker { names, generation };
-                let mut headers = HeaderMap::new();
-                headers.insert(
-                    meta::META_HEADER,
-                    meta::encode(Record::Vary(marker.clone())),
-                );
-                let retention = meta::retention_directive(self.options.retain_stale.max(60));
-                headers.insert(header::CACHE_CONTROL, retention);
-                // A body, because some Cache API implementations (Miniflare's)
-                // drop an entry whose body is empty.
-                let mut response = Response::new(B::from_bytes(b"vary marker\n".to_vec()));
-                *response.headers_mut() = headers;
-                self.put_in_background(key.primary_url(), response);
-                marker
+                self.put_marker(
+                    key,
+                    VaryMarker {
+                        names,
+                        generation,
+                        keep_until,
+                    },
+                    now,
+                )
             }
         };
         key.variant_url(&marker.generation, &variance)
+    }
+
+    /// Writes `marker` at the primary URL, kept until `marker.keep_until`.
+    fn put_marker(&self, key: &CacheKey, marker: VaryMarker, now: SystemTime) -> VaryMarker {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            meta::META_HEADER,
+            meta::encode(Record::Vary(marker.clone())),
+        );
+        let lifetime = marker
+            .keep_until
+            .saturating_sub(meta::unix_secs(now))
+            .max(1);
+        headers.insert(header::CACHE_CONTROL, meta::retention_directive(lifetime));
+        // A body, because some Cache API implementations (Miniflare's) drop
+        // an entry whose body is empty.
+        let mut response = Response::new(B::from_bytes(b"vary marker\n".to_vec()));
+        *response.headers_mut() = headers;
+        self.put_in_background(key.primary_url(), response);
+        marker
     }
 
     pub(super) fn put_in_background(&self, url: String, response: Response<B>) {
@@ -96,12 +113,11 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     }
 }
 
-/// The head of the stored copy: the client-safe headers, the record, and the retention.
-fn stored_copy(parts: &Parts, mut headers: HeaderMap, meta: EntryMeta, retain_stale: u64) -> Parts {
-    let retention = meta.retention(retain_stale);
+/// The head of the stored copy: the client-safe headers, the record, and
+/// the retention the Cache API is told.
+fn stored_copy(mut headers: HeaderMap, meta: EntryMeta, retention: u64) -> Parts {
     meta::to_stored(&mut headers, meta, retention);
     let (mut stored, ()) = Response::new(()).into_parts();
-    stored.version = parts.version;
     stored.headers = headers;
     stored
 }

@@ -691,3 +691,60 @@ fn unkeyed_inputs_never_reach_the_origin() {
         assert!(!seen.headers().contains_key(name), "{name}");
     }
 }
+
+#[test]
+fn a_vary_marker_lives_as_long_as_its_variants() {
+    let mut h = harness(ok(
+        &[("cache-control", "max-age=3600"), ("vary", "accept")],
+        "x",
+    ));
+    h.proxy.options.retain_stale = 0;
+    h.get("/m");
+    let entries = h.proxy.storage.entries.borrow();
+    let lifetimes: Vec<u64> = entries
+        .values()
+        .map(|r| {
+            let cc = r.headers()["cache-control"].to_str().unwrap();
+            crate::cache_control::Directives::parse(cc)
+                .seconds("max-age")
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(lifetimes.len(), 2, "a marker and a variant");
+    assert_eq!(
+        lifetimes.iter().min(),
+        lifetimes.iter().max(),
+        "marker and variant lifetimes: {lifetimes:?}"
+    );
+}
+
+#[test]
+fn a_longer_lived_variant_extends_its_marker_without_orphaning_the_others() {
+    let h = harness(|req| {
+        let long = req.headers().get("accept").is_some_and(|v| v == "long");
+        let mut r = Response::new(b"x".to_vec());
+        let cc = if long { "max-age=90000" } else { "max-age=60" };
+        r.headers_mut().insert("cache-control", cc.parse().unwrap());
+        r.headers_mut().insert("vary", "accept".parse().unwrap());
+        Ok(r)
+    });
+    h.send("GET", "/m", &[("accept", "short")]);
+    h.send("GET", "/m", &[("accept", "long")]);
+    assert!(status(&h.send("GET", "/m", &[("accept", "short")])).contains("hit"));
+    assert!(status(&h.send("GET", "/m", &[("accept", "long")])).contains("hit"));
+    assert_eq!(h.calls(), 2);
+    let marker_lifetime = h
+        .proxy
+        .storage
+        .entries
+        .borrow()
+        .values()
+        .filter(|r| r.body() == b"vary marker\n")
+        .map(|r| r.headers()["cache-control"].to_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    assert_eq!(
+        marker_lifetime,
+        ["public, max-age=176400"],
+        "90000 fresh + one day retained"
+    );
+}
