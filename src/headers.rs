@@ -1,6 +1,5 @@
 //! Header hygiene at the proxy boundary.
 
-use crate::meta::META_HEADER;
 use crate::policy::{CDN_CACHE_CONTROL, SURROGATE_CONTROL};
 use http::header::{self, HeaderMap, HeaderName};
 
@@ -63,14 +62,12 @@ pub fn strip_unkeyed_inputs(headers: &mut HeaderMap) {
     }
 }
 
-/// Readies origin response headers for anyone downstream: hop-by-hop fields
-/// go, the targeted cache fields are ours alone (RFC 9213 §2.1 lets a cache
-/// remove the field it consumed), and a forged metadata record is dropped.
-pub fn prepare_response(headers: &mut HeaderMap) {
-    strip_hop_by_hop(headers);
+/// Removes the targeted cache fields from what the client receives: they are
+/// ours alone (RFC 9213 §2.1 lets a cache remove the field it consumed), but
+/// stay in storage so that revalidation sees them.
+pub fn strip_targeted_fields(headers: &mut HeaderMap) {
     headers.remove(CDN_CACHE_CONTROL);
     headers.remove(SURROGATE_CONTROL);
-    headers.remove(META_HEADER);
 }
 
 #[cfg(test)]
@@ -86,14 +83,11 @@ mod tests {
             ("keep-alive", "timeout=5"),
             ("transfer-encoding", "chunked"),
             ("proxy-authenticate", "Basic"),
-            ("cdn-cache-control", "max-age=9"),
-            ("surrogate-control", "max-age=9"),
-            ("x-edge-cache-meta", "{}"),
             ("content-type", "text/plain"),
         ] {
             h.append(HeaderName::from_static(k), v.parse().unwrap());
         }
-        prepare_response(&mut h);
+        strip_hop_by_hop(&mut h);
         assert_eq!(
             h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             ["content-type"]

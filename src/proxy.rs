@@ -22,7 +22,7 @@ use crate::conditional;
 use crate::config::Config;
 use crate::cookies;
 use crate::cookies::BypassCookies;
-use crate::headers::{prepare_response, strip_hop_by_hop, strip_unkeyed_inputs};
+use crate::headers::{strip_hop_by_hop, strip_targeted_fields, strip_unkeyed_inputs};
 use crate::key::{CacheKey, PathRules, UserAgentKey};
 use crate::meta::{self, EntryMeta, Freshness, Record, VaryMarker};
 use crate::normalize::{normalize, TrackingParams};
@@ -286,6 +286,17 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         }
     }
 
+    /// The only way to the origin. Hop-by-hop fields go in both directions,
+    /// and an origin's own `x-edge-cache-meta` never gets in: stored, it
+    /// would be read back as our record.
+    async fn fetch_origin(&self, mut request: Request<B>) -> Result<Response<B>, OriginError> {
+        strip_hop_by_hop(request.headers_mut());
+        let mut response = self.origin.fetch(request).await?;
+        strip_hop_by_hop(response.headers_mut());
+        response.headers_mut().remove(meta::META_HEADER);
+        Ok(response)
+    }
+
     /// One storage read; failures and unreadable records count as misses
     /// (fail open to the origin).
     async fn read(&self, url: &str) -> Option<(Record, Response<B>)> {
@@ -328,7 +339,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         for (name, value) in validators {
             origin_request.headers_mut().insert(name, value);
         }
-        let response = match self.origin.fetch(origin_request).await {
+        let response = match self.fetch_origin(origin_request).await {
             Ok(r) => r,
             Err(e) => return self.origin_failed(CacheStatus::new(Phase::Stale), e, now),
         };
@@ -349,9 +360,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         // §4.3.4: freshen the stored response with the 304's fields.
         let mut status = CacheStatus::new(Phase::Stale);
         status.fwd_status = Some(304);
-        let (mut not_modified, _) = response.into_parts();
-        strip_hop_by_hop(&mut not_modified.headers);
-        not_modified.headers.remove(meta::META_HEADER);
+        let (not_modified, _) = response.into_parts();
         let (mut parts, body) = entry.response.into_parts();
         conditional::freshen(&mut parts.headers, &not_modified.headers);
         match storability(
@@ -394,7 +403,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     ) -> Response<B> {
         let client_headers = request.headers().clone();
         let method = request.method().clone();
-        match self.origin.fetch(origin_request(request)).await {
+        match self.fetch_origin(origin_request(request)).await {
             Ok(response) => {
                 self.store_and_respond(response, &client_headers, &method, key, marker, status, now)
                     .await
@@ -416,8 +425,6 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     ) -> Response<B> {
         let (mut parts, body) = response.into_parts();
         status.fwd_status = Some(parts.status.as_u16());
-        strip_hop_by_hop(&mut parts.headers);
-        parts.headers.remove(meta::META_HEADER);
         let decision = key.map(|key| {
             let plan = storability(
                 client_headers,
@@ -446,13 +453,12 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
 }
 
 /// The request sent to the origin to fill the cache: GET (a HEAD miss fills
-/// the entry too), no hop-by-hop fields, and none of the client's
+/// the entry too), and none of the client's
 /// preconditions, so a full response comes back; the cache answers them.
 /// `Range` is kept: a range miss is passed through and its 206 not stored.
 fn origin_request<B: Body>(request: Request<B>) -> Request<B> {
     let (mut parts, body) = request.into_parts();
     parts.method = Method::GET;
-    strip_hop_by_hop(&mut parts.headers);
     conditional::strip_preconditions(&mut parts.headers);
     Request::from_parts(parts, body)
 }

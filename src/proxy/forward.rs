@@ -15,9 +15,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         let uri = request.uri().clone();
         let method = request.method().clone();
         let client_headers = request.headers().clone();
-        let (mut parts, body) = request.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
-        let response = match self.origin.fetch(Request::from_parts(parts, body)).await {
+        let response = match self.fetch_origin(request).await {
             Ok(r) => r,
             Err(e) => return self.origin_failed(status, e, now),
         };
@@ -30,8 +28,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         if unsafe_method && (response.status().is_success() || response.status().is_redirection()) {
             self.invalidate(&uri, response.headers()).await;
         }
-        let (mut parts, body) = response.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
+        let (parts, body) = response.into_parts();
         self.deliver(parts, body, &client_headers, &method, status)
     }
 

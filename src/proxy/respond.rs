@@ -77,7 +77,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             parts.status = StatusCode::NOT_MODIFIED;
             body = B::empty();
         }
-        prepare_response(&mut parts.headers);
+        strip_targeted_fields(&mut parts.headers);
         status.append_to(&mut parts.headers, &self.options.cache_name);
         Response::from_parts(parts, body)
     }
