@@ -9,57 +9,57 @@
 //! invalidation, and purge by URL later) without listing them.
 //!
 //! Key format version 1, hashed with SHA-256 and truncated to 128 bits:
-//! `"edge-cache/1" NUL scheme "://" lower(host) NUL path-and-query`.
+//! `"edge-cache/1" NUL scheme "://" authority NUL path-and-query` of the
+//! URI as [`crate::normalize`] left it (the type makes that the only way in).
 //! The storage URL lives under the request's own scheme and host, in a path
 //! no origin URL can produce once hashed: `/__edge-cache/1/<hex>`.
 
 use crate::client::{DEVICE_TYPE, IP_COUNTRY};
+use crate::normalize::NormalizedUri;
 use crate::variance::Variance;
-use http::{HeaderMap, Uri};
+use http::HeaderMap;
 use sha2::{Digest, Sha256};
 
 /// Bumped whenever the key's input or layout changes, orphaning old entries.
 pub const KEY_FORMAT: &str = "edge-cache/1";
 
-/// The key of one request: the resource, and the inputs its variants are chosen by.
+/// The key of one request: the resource, and how its variants are chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheKey {
     /// Scheme and authority the storage URLs live under.
     base: String,
     /// Hex digest of the primary key input.
     primary: String,
-    /// The request's fields as variants see them (see [`CacheKey::with_inputs`]).
-    inputs: HeaderMap,
+    /// What `User-Agent` is keyed on instead of the header (the device class).
+    user_agent: Option<&'static str>,
     /// Fields varied on whatever the origin says (`VARY_BY_PATH`).
     implicit_vary: Vec<String>,
 }
 
 impl CacheKey {
-    /// The key for a request URI; `None` when it has no host to key on.
-    pub fn for_uri(uri: &Uri) -> Option<Self> {
-        let host = uri.host()?.to_ascii_lowercase();
-        let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
-        let authority = match uri.port_u16() {
-            Some(port) => format!("{host}:{port}"),
-            None => host,
-        };
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    /// The key of a normalised URI; its variants see the request as it is.
+    pub fn new(uri: &NormalizedUri) -> Self {
+        let (scheme, authority, path) = (uri.scheme(), uri.authority(), uri.path_and_query());
         let mut hasher = Sha256::new();
-        for part in [KEY_FORMAT, "\0", &scheme, "://", &authority, "\0", path] {
+        for part in [KEY_FORMAT, "\0", scheme, "://", authority, "\0", path] {
             hasher.update(part.as_bytes());
         }
-        Some(CacheKey {
+        CacheKey {
             base: format!("{scheme}://{authority}"),
             primary: hex16(&hasher.finalize()),
-            inputs: HeaderMap::new(),
+            user_agent: None,
             implicit_vary: Vec::new(),
-        })
+        }
     }
 
-    /// Sets what variants are chosen by: the request's fields (already
-    /// normalised by the caller) and fields to vary on regardless of `Vary`.
-    pub fn with_inputs(mut self, inputs: HeaderMap, implicit_vary: Vec<String>) -> Self {
-        self.inputs = inputs;
+    /// Sets how variants are chosen: `User-Agent` keyed on `user_agent` when
+    /// given, and fields to vary on regardless of `Vary`.
+    pub fn with_variance(
+        mut self,
+        user_agent: Option<&'static str>,
+        implicit_vary: Vec<String>,
+    ) -> Self {
+        self.user_agent = user_agent;
         self.implicit_vary = implicit_vary;
         self
     }
@@ -70,8 +70,12 @@ impl CacheKey {
     }
 
     /// The request's values for `names`.
-    pub fn variance<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Variance {
-        Variance::from_request(names, &self.inputs)
+    pub fn variance<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+        request: &HeaderMap,
+    ) -> Variance {
+        Variance::from_request(names, request, self.user_agent)
     }
 
     /// The primary key's digest, recorded in entry metadata.
@@ -155,7 +159,8 @@ mod tests {
     use super::*;
 
     fn key(uri: &str) -> CacheKey {
-        CacheKey::for_uri(&uri.parse().unwrap()).unwrap()
+        let tracking = crate::normalize::TrackingParams::default();
+        CacheKey::new(&crate::normalize::normalize(&uri.parse().unwrap(), &tracking).unwrap())
     }
 
     #[test]
@@ -201,10 +206,5 @@ mod tests {
         for bad in [r#"{"shop": ["device"]}"#, r#"{"/": ["colour"]}"#, "[]"] {
             assert!(PathRules::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn no_host_no_key() {
-        assert!(CacheKey::for_uri(&"/relative".parse().unwrap()).is_none());
     }
 }

@@ -54,11 +54,42 @@ impl Default for TrackingParams {
     }
 }
 
+/// A URI that went through [`normalize`]: it has a scheme and an authority,
+/// both lower-case, so cache keys can be built from it as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalizedUri(Uri);
+
+impl NormalizedUri {
+    pub fn uri(&self) -> &Uri {
+        &self.0
+    }
+
+    pub fn into_uri(self) -> Uri {
+        self.0
+    }
+
+    pub fn scheme(&self) -> &str {
+        self.0.scheme_str().expect("normalize always sets a scheme")
+    }
+
+    pub fn authority(&self) -> &str {
+        self.0
+            .authority()
+            .map(|a| a.as_str())
+            .expect("normalize always sets an authority")
+    }
+
+    /// Path and query (`/` at least).
+    pub fn path_and_query(&self) -> &str {
+        self.0.path_and_query().map_or("/", |p| p.as_str())
+    }
+}
+
 /// The normalised form of `uri`: lower-case scheme and host, no default port,
 /// percent-encoding normalised in path and query, tracking parameters
 /// removed, and the remaining parameters sorted by name (stable, so repeated
 /// names keep their order). `None` when the URI has no scheme or host.
-pub fn normalize(uri: &Uri, tracking: &TrackingParams) -> Option<Uri> {
+pub fn normalize(uri: &Uri, tracking: &TrackingParams) -> Option<NormalizedUri> {
     let scheme = uri.scheme_str()?.to_ascii_lowercase();
     let host = uri.host()?.to_ascii_lowercase();
     let default_port = matches!(
@@ -99,6 +130,7 @@ pub fn normalize(uri: &Uri, tracking: &TrackingParams) -> Option<Uri> {
         .path_and_query(path_and_query)
         .build()
         .ok()
+        .map(NormalizedUri)
 }
 
 /// RFC 3986 §6.2.2.1–2: escapes of unreserved characters are decoded, the
@@ -163,6 +195,7 @@ mod tests {
     fn norm(uri: &str) -> String {
         normalize(&uri.parse().unwrap(), &TrackingParams::default())
             .unwrap()
+            .uri()
             .to_string()
     }
 
@@ -222,10 +255,10 @@ mod tests {
             &custom,
         )
         .unwrap();
-        assert_eq!(out, "https://s.example/?utm_source=b");
+        assert_eq!(*out.uri(), "https://s.example/?utm_source=b");
         let none = TrackingParams::parse("none").unwrap();
         let out = normalize(&"https://s.example/?utm_source=b".parse().unwrap(), &none).unwrap();
-        assert_eq!(out, "https://s.example/?utm_source=b");
+        assert_eq!(*out.uri(), "https://s.example/?utm_source=b");
         for bad in ["*", "a*b", "x=1"] {
             assert!(TrackingParams::parse(bad).is_err(), "{bad}");
         }

@@ -25,7 +25,7 @@ use crate::cookies::BypassCookies;
 use crate::headers::{strip_hop_by_hop, strip_targeted_fields, strip_unkeyed_inputs};
 use crate::key::{CacheKey, PathRules, UserAgentKey};
 use crate::meta::{self, EntryMeta, Freshness, Record, VaryMarker};
-use crate::normalize::{normalize, TrackingParams};
+use crate::normalize::{normalize, NormalizedUri, TrackingParams};
 use crate::platform::{Background, Body, Origin, OriginError, PlatformError, Storage};
 use crate::policy::{storability, PolicyOptions, Storable};
 use crate::range::{self, RangeResponse};
@@ -170,34 +170,17 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             return self.forward(request, status, now).await;
         }
         strip_unkeyed_inputs(request.headers_mut());
-        if let Some(uri) = normalize(request.uri(), &self.options.tracking) {
-            *request.uri_mut() = uri;
-        }
-        let Some(key) = self.key(&request, client) else {
-            return self
-                .fill(
-                    request,
-                    None,
-                    None,
-                    CacheStatus::new(Phase::Bypass).with_detail("no-host"),
-                    now,
-                )
-                .await;
+        let Some(uri) = normalize(request.uri(), &self.options.tracking) else {
+            let status = CacheStatus::new(Phase::Bypass).with_detail("no-host");
+            return self.forward(request, status, now).await;
         };
+        let key = self.key(&uri, client);
+        *request.uri_mut() = uri.into_uri();
         let only_if_cached = Directives::from_headers(request.headers(), header::CACHE_CONTROL)
             .is_some_and(|d| d.has("only-if-cached"));
-        let entry = match self.lookup(&key).await {
+        let entry = match self.lookup(&key, request.headers()).await {
             Lookup::Found(entry) => entry,
-            _ if only_if_cached => {
-                // §5.2.1.7: answer from storage or with 504, never forward.
-                let status = CacheStatus::new(Phase::Local).with_detail("only-if-cached");
-                return self.local(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "edge-cache: not in cache\n",
-                    status,
-                    now,
-                );
-            }
+            _ if only_if_cached => return self.not_cached("nothing is cached", now),
             Lookup::UriMiss => {
                 return self
                     .fill(
@@ -240,33 +223,30 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                 .await
             }
             Freshness::Stale(_) if only_if_cached => {
-                let status = CacheStatus::new(Phase::Local).with_detail("only-if-cached");
-                self.local(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "edge-cache: only a stale response is cached\n",
-                    status,
-                    now,
-                )
+                self.not_cached("only a stale response is cached", now)
             }
             Freshness::Stale(_) => self.revalidate(request, &key, entry, now).await,
         }
     }
 
-    /// The request's key: its normalised URL, and the inputs its variants are chosen by.
-    fn key(&self, request: &Request<B>, client: &Client) -> Option<CacheKey> {
-        let mut inputs = request.headers().clone();
-        if self.options.user_agent == UserAgentKey::Device {
-            inputs.insert(
-                header::USER_AGENT,
-                HeaderValue::from_static(client.device.as_str()),
-            );
-        }
-        let implicit = self.options.path_rules.for_path(request.uri().path());
-        Some(CacheKey::for_uri(request.uri())?.with_inputs(inputs, implicit))
+    /// §5.2.1.7: `only-if-cached` is answered from storage or with a 504,
+    /// never forwarded.
+    fn not_cached(&self, what: &str, now: SystemTime) -> Response<B> {
+        let status = CacheStatus::new(Phase::Local).with_detail("only-if-cached");
+        let text = format!("edge-cache: {what}\n");
+        self.local(StatusCode::GATEWAY_TIMEOUT, &text, status, now)
+    }
+
+    /// The request's key: its normalised URL, and how its variants are chosen.
+    fn key(&self, uri: &NormalizedUri, client: &Client) -> CacheKey {
+        let user_agent =
+            (self.options.user_agent == UserAgentKey::Device).then_some(client.device.as_str());
+        let implicit = self.options.path_rules.for_path(uri.uri().path());
+        CacheKey::new(uri).with_variance(user_agent, implicit)
     }
 
     /// Reads the primary URL, and the variant URL when the primary holds a marker.
-    async fn lookup(&self, key: &CacheKey) -> Lookup<B> {
+    async fn lookup(&self, key: &CacheKey, request: &HeaderMap) -> Lookup<B> {
         let Some((record, response)) = self.read(&key.primary_url()).await else {
             return Lookup::UriMiss;
         };
@@ -274,7 +254,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             Record::Response(meta) => return Lookup::Found(Entry::new(meta, response, None)),
             Record::Vary(marker) => marker,
         };
-        let variance = key.variance(marker.names.iter().map(String::as_str));
+        let variance = key.variance(marker.names.iter().map(String::as_str), request);
         match self
             .read(&key.variant_url(&marker.generation, &variance))
             .await
@@ -371,7 +351,8 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             self.options.policy,
         ) {
             Ok(plan) => {
-                let stored = self.store(key, entry.marker, &plan, &mut parts, body, &method, now);
+                let client = (&client_headers, &method);
+                let stored = self.store(key, entry.marker, &plan, &mut parts, body, client, now);
                 status.stored = true;
                 status.ttl = Some(stored.meta.ttl(now));
                 self.serve_stored(
@@ -437,7 +418,8 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         });
         match decision {
             Some((key, Ok(plan))) => {
-                let stored = self.store(key, marker, &plan, &mut parts, body, method, now);
+                let client = (client_headers, method);
+                let stored = self.store(key, marker, &plan, &mut parts, body, client, now);
                 status.stored = true;
                 status.ttl = Some(stored.meta.ttl(now));
                 self.deliver(parts, stored.client_body, client_headers, method, status)

@@ -33,13 +33,23 @@ pub struct Variance {
 }
 
 impl Variance {
-    /// Selects and normalises the request's values for `names`.
+    /// Selects and normalises the request's values for `names`; with
+    /// `user_agent`, `User-Agent` is keyed on that value (the device class)
+    /// instead of the request's.
     ///
     /// Normalisation is what §4.1 allows: the field lines are combined into one
     /// list and white space around the commas is removed.
-    pub fn from_request<'a>(names: impl IntoIterator<Item = &'a str>, request: &HeaderMap) -> Self {
+    pub fn from_request<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+        request: &HeaderMap,
+        user_agent: Option<&str>,
+    ) -> Self {
         let mut values = BTreeMap::new();
         for name in names {
+            if let (Some(class), "user-agent") = (user_agent, name) {
+                values.insert(name.to_string(), Some(class.as_bytes().to_vec()));
+                continue;
+            }
             let mut lines = request.get_all(name).iter().peekable();
             let value = lines.peek().is_some().then(|| {
                 let mut joined = Vec::new();
@@ -84,7 +94,7 @@ mod tests {
     use crate::memory::header_map as req;
 
     fn digest(names: &[&str], pairs: &[(&str, &str)]) -> [u8; 32] {
-        Variance::from_request(names.iter().copied(), &req(pairs)).digest()
+        Variance::from_request(names.iter().copied(), &req(pairs), None).digest()
     }
 
     #[test]
@@ -111,6 +121,18 @@ mod tests {
             ],
         );
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn user_agent_can_be_keyed_on_a_substitute() {
+        let names = ["user-agent"];
+        let a = Variance::from_request(names, &req(&[("user-agent", "iPhone 15")]), Some("mobile"));
+        let b = Variance::from_request(names, &req(&[("user-agent", "iPhone 12")]), Some("mobile"));
+        assert_eq!(a.digest(), b.digest());
+        assert_ne!(
+            a.digest(),
+            Variance::from_request(names, &req(&[("user-agent", "iPhone 15")]), None).digest()
+        );
     }
 
     #[test]

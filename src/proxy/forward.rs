@@ -47,8 +47,9 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             }
         }
         for target in targets {
-            let normalized = normalize(&target, &self.options.tracking);
-            if let Some(key) = normalized.as_ref().and_then(CacheKey::for_uri) {
+            if let Some(key) =
+                normalize(&target, &self.options.tracking).map(|uri| CacheKey::new(&uri))
+            {
                 if let Err(e) = self.storage.delete(&key.primary_url()).await {
                     self.background
                         .warn(&format!("invalidation of {target} failed: {e}"));

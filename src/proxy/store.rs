@@ -6,7 +6,7 @@ use super::*;
 impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     /// Writes a response in the background, per `plan`: cookies and
     /// `private="…"` fields stay out of storage, the record goes in, and the
-    /// body is split between storage and the client.
+    /// body is split between storage and the client (its headers and method).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn store(
         &self,
@@ -15,13 +15,13 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         plan: &Storable,
         parts: &mut Parts,
         body: B,
-        method: &Method,
+        (request, method): (&HeaderMap, &Method),
         now: SystemTime,
     ) -> Stored<B> {
         let meta = EntryMeta::new(key.primary(), plan, parts.status, &parts.headers, now, now);
         let stored_headers = cookies::split_for_storage(&mut parts.headers, &plan.strip_fields);
         let retention = meta.retention(self.options.retain_stale);
-        let url = self.placement(key, marker, &stored_headers, retention, now);
+        let url = self.placement(key, marker, &stored_headers, request, retention, now);
         let stored = stored_copy(stored_headers, meta.clone(), retention);
         let (client_body, stored_body) = if method == Method::HEAD {
             (B::empty(), body)
@@ -40,6 +40,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         key: &CacheKey,
         marker: Option<VaryMarker>,
         response: &HeaderMap,
+        request: &HeaderMap,
         retention: u64,
         now: SystemTime,
     ) -> String {
@@ -51,7 +52,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         }
         names.sort();
         names.dedup();
-        let variance = key.variance(names.iter().map(String::as_str));
+        let variance = key.variance(names.iter().map(String::as_str), request);
         let keep_until = meta::unix_secs(now) + retention;
         let marker = match marker {
             Some(m) if m.names == names && m.keep_until >= keep_until => m,
