@@ -17,17 +17,16 @@
 //! `forward` passes requests by the cache.
 
 use crate::cache_control::Directives;
-use crate::client::{Client, ClientOptions};
+use crate::client::Client;
 use crate::conditional;
 use crate::config::Config;
 use crate::cookies;
-use crate::cookies::BypassCookies;
 use crate::headers::{strip_hop_by_hop, strip_targeted_fields, strip_unkeyed_inputs};
-use crate::key::{CacheKey, PathRules, UserAgentKey};
+use crate::key::{CacheKey, UserAgentKey};
 use crate::meta::{self, EntryMeta, Freshness, Record, VaryMarker};
-use crate::normalize::{normalize, NormalizedUri, TrackingParams};
+use crate::normalize::{normalize, NormalizedUri};
 use crate::platform::{Background, Body, Origin, OriginError, PlatformError, Storage};
-use crate::policy::{storability, PolicyOptions, Storable};
+use crate::policy::{storability, Storable};
 use crate::range::{self, RangeResponse};
 use crate::status::{CacheStatus, Phase};
 use crate::variance::vary_names;
@@ -36,36 +35,6 @@ use http::response::Parts;
 use http::{Method, Request, Response, StatusCode, Uri};
 use std::marker::PhantomData;
 use std::time::SystemTime;
-
-/// What the pipeline needs from configuration.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    pub cache_name: String,
-    pub admin_path: String,
-    pub policy: PolicyOptions,
-    pub retain_stale: u64,
-    pub tracking: TrackingParams,
-    pub client: ClientOptions,
-    pub bypass_cookies: BypassCookies,
-    pub user_agent: UserAgentKey,
-    pub path_rules: PathRules,
-}
-
-impl From<&Config> for Options {
-    fn from(c: &Config) -> Self {
-        Options {
-            cache_name: c.cache_name.clone(),
-            admin_path: c.admin_path.clone(),
-            policy: c.policy,
-            retain_stale: c.retain_stale,
-            tracking: c.tracking.clone(),
-            client: c.client.clone(),
-            bypass_cookies: c.bypass_cookies.clone(),
-            user_agent: c.user_agent,
-            path_rules: c.path_rules.clone(),
-        }
-    }
-}
 
 /// A stored response as read back, with where it was read from.
 struct Entry<B> {
@@ -106,17 +75,17 @@ pub struct Proxy<B, S, O, W> {
     pub storage: S,
     pub origin: O,
     pub background: W,
-    pub options: Options,
+    pub config: Config,
     _body: PhantomData<B>,
 }
 
 impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
-    pub fn new(storage: S, origin: O, background: W, options: Options) -> Self {
+    pub fn new(storage: S, origin: O, background: W, config: Config) -> Self {
         Proxy {
             storage,
             origin,
             background,
-            options,
+            config,
             _body: PhantomData,
         }
     }
@@ -138,7 +107,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                 now,
             );
         }
-        let client = Client::observe(request.headers(), cf_country, &self.options.client);
+        let client = Client::observe(request.headers(), cf_country, &self.config.client);
         client.stamp(request.headers_mut());
         match *request.method() {
             Method::GET | Method::HEAD => self.cacheable(request, &client, now).await,
@@ -151,7 +120,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
 
     fn is_admin(&self, uri: &Uri) -> bool {
         let path = uri.path();
-        let admin = self.options.admin_path.as_str();
+        let admin = self.config.admin_path.as_str();
         path == admin
             || path
                 .strip_prefix(admin)
@@ -165,12 +134,12 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         client: &Client,
         now: SystemTime,
     ) -> Response<B> {
-        if self.options.bypass_cookies.matches(request.headers()) {
+        if self.config.bypass_cookies.matches(request.headers()) {
             let status = CacheStatus::new(Phase::Bypass).with_detail("cookie");
             return self.forward(request, status, now).await;
         }
         strip_unkeyed_inputs(request.headers_mut());
-        let Some(uri) = normalize(request.uri(), &self.options.tracking) else {
+        let Some(uri) = normalize(request.uri(), &self.config.tracking) else {
             let status = CacheStatus::new(Phase::Bypass).with_detail("no-host");
             return self.forward(request, status, now).await;
         };
@@ -240,8 +209,8 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     /// The request's key: its normalised URL, and how its variants are chosen.
     fn key(&self, uri: &NormalizedUri, client: &Client) -> CacheKey {
         let user_agent =
-            (self.options.user_agent == UserAgentKey::Device).then_some(client.device.as_str());
-        let implicit = self.options.path_rules.for_path(uri.uri().path());
+            (self.config.user_agent == UserAgentKey::Device).then_some(client.device.as_str());
+        let implicit = self.config.path_rules.for_path(uri.uri().path());
         CacheKey::new(uri).with_variance(user_agent, implicit)
     }
 
@@ -348,7 +317,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             parts.status,
             &parts.headers,
             now,
-            self.options.policy,
+            self.config.policy,
         ) {
             Ok(plan) => {
                 let client = (&client_headers, &method);
@@ -412,7 +381,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                 parts.status,
                 &parts.headers,
                 now,
-                self.options.policy,
+                self.config.policy,
             );
             (key, plan)
         });

@@ -9,7 +9,7 @@ mod convert;
 mod runtime;
 
 use crate::config::{Config, OriginConfig};
-use crate::proxy::{Options, Proxy};
+use crate::proxy::Proxy;
 use body::EdgeBody;
 use runtime::{EdgeBackground, EdgeOrigin, EdgeStorage, OriginTarget};
 use std::rc::Rc;
@@ -39,19 +39,15 @@ pub async fn handle(
         target,
         timeout_ms: config.origin_timeout_secs * 1000,
     };
-    let proxy = Proxy::<EdgeBody, _, _, _>::new(
-        EdgeStorage,
-        origin,
-        EdgeBackground(Rc::new(ctx)),
-        Options::from(&config),
-    );
+    let proxy =
+        Proxy::<EdgeBody, _, _, _>::new(EdgeStorage, origin, EdgeBackground(Rc::new(ctx)), config);
     let now = UNIX_EPOCH + Duration::from_millis(js_sys::Date::now() as u64);
     let Ok(http_request) = convert::request_from_js(&request) else {
         // Only a URL past `http::Uri`'s 64 KB gets here (Cloudflare stops at ~16 KB).
         return convert::response_to_js(local_error(
             414,
             "the request URL is too long",
-            &config.cache_name,
+            &proxy.config.cache_name,
             "uri-too-long",
         ));
     };

@@ -48,7 +48,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         }
         for target in targets {
             if let Some(key) =
-                normalize(&target, &self.options.tracking).map(|uri| CacheKey::new(&uri))
+                normalize(&target, &self.config.tracking).map(|uri| CacheKey::new(&uri))
             {
                 if let Err(e) = self.storage.delete(&key.primary_url()).await {
                     self.background

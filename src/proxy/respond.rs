@@ -78,7 +78,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             body = B::empty();
         }
         strip_targeted_fields(&mut parts.headers);
-        status.append_to(&mut parts.headers, &self.options.cache_name);
+        status.append_to(&mut parts.headers, &self.config.cache_name);
         Response::from_parts(parts, body)
     }
 
@@ -142,7 +142,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             header::DATE,
             HeaderValue::from_str(&httpdate::fmt_http_date(now)).expect("ASCII"),
         );
-        status.append_to(headers, &self.options.cache_name);
+        status.append_to(headers, &self.config.cache_name);
         response
     }
 }

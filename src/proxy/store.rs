@@ -20,7 +20,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     ) -> Stored<B> {
         let meta = EntryMeta::new(key.primary(), plan, parts.status, &parts.headers, now, now);
         let stored_headers = cookies::split_for_storage(&mut parts.headers, &plan.strip_fields);
-        let retention = meta.retention(self.options.retain_stale);
+        let retention = meta.retention(self.config.retain_stale);
         let url = self.placement(key, marker, &stored_headers, request, retention, now);
         let stored = stored_copy(stored_headers, meta.clone(), retention);
         let (client_body, stored_body) = if method == Method::HEAD {

@@ -2,6 +2,7 @@
 //! Each test asserts what the client sees and how often the origin was asked.
 
 use super::*;
+use crate::key::PathRules;
 use crate::memory::{MemoryStorage, QueuedBackground, ScriptedOrigin};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -15,18 +16,15 @@ struct Harness {
 fn harness(
     handler: impl Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError> + 'static,
 ) -> Harness {
-    let options = Options {
-        cache_name: "edge-cache".into(),
-        admin_path: "/_admin".into(),
-        retain_stale: 86_400,
-        ..Options::default()
-    };
+    let config =
+        Config::from_lookup(|name| (name == "ORIGIN").then(|| "http://origin.test".to_string()))
+            .expect("the defaults are valid");
     Harness {
         proxy: Proxy::new(
             MemoryStorage::default(),
             ScriptedOrigin::new(handler),
             QueuedBackground::default(),
-            options,
+            config,
         ),
         now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
     }
@@ -630,7 +628,7 @@ fn vary_user_agent_is_keyed_on_device_class_by_default() {
         "edge-cache; hit; ttl=60"
     );
     let mut raw = harness(echo("User-Agent"));
-    raw.proxy.options.user_agent = UserAgentKey::Raw;
+    raw.proxy.config.user_agent = UserAgentKey::Raw;
     raw.send("GET", "/ua", &[("user-agent", IPHONE)]);
     assert!(status(&raw.send("GET", "/ua", &[("user-agent", PIXEL)])).contains("fwd=vary-miss"));
 }
@@ -638,7 +636,7 @@ fn vary_user_agent_is_keyed_on_device_class_by_default() {
 #[test]
 fn path_rules_vary_without_the_origin() {
     let mut h = harness(echo(""));
-    h.proxy.options.path_rules = PathRules::parse(r#"{"/shop/": ["device"]}"#).unwrap();
+    h.proxy.config.path_rules = PathRules::parse(r#"{"/shop/": ["device"]}"#).unwrap();
     h.send("GET", "/shop/x", &[("user-agent", IPHONE)]);
     assert!(
         status(&h.send("GET", "/shop/x", &[("user-agent", DESKTOP)])).contains("fwd=vary-miss")
@@ -651,7 +649,7 @@ fn path_rules_vary_without_the_origin() {
 #[test]
 fn bypass_cookies_skip_the_cache_and_keep_their_cookies() {
     let mut h = harness(echo(""));
-    h.proxy.options.bypass_cookies = crate::cookies::BypassCookies::parse("session").unwrap();
+    h.proxy.config.bypass_cookies = crate::cookies::BypassCookies::parse("session").unwrap();
     h.get("/c");
     let bypass = h.send("GET", "/c", &[("cookie", "theme=1; session=abc")]);
     assert_eq!(
@@ -698,7 +696,7 @@ fn a_vary_marker_lives_as_long_as_its_variants() {
         &[("cache-control", "max-age=3600"), ("vary", "accept")],
         "x",
     ));
-    h.proxy.options.retain_stale = 0;
+    h.proxy.config.retain_stale = 0;
     h.get("/m");
     let entries = h.proxy.storage.entries.borrow();
     let lifetimes: Vec<u64> = entries
@@ -747,4 +745,17 @@ fn a_longer_lived_variant_extends_its_marker_without_orphaning_the_others() {
         ["public, max-age=176400"],
         "90000 fresh + one day retained"
     );
+}
+
+#[test]
+fn a_request_without_a_host_bypasses_the_cache() {
+    let h = harness(ok(&[("cache-control", "max-age=60")], "x"));
+    let request = Request::builder().uri("/no-host").body(Vec::new()).unwrap();
+    let r = futures::executor::block_on(h.proxy.handle(request, None, h.now));
+    h.proxy.background.run();
+    assert_eq!(
+        status(&r),
+        "edge-cache; fwd=bypass; fwd-status=200; detail=no-host"
+    );
+    assert!(h.proxy.storage.entries.borrow().is_empty());
 }
