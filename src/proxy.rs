@@ -416,6 +416,8 @@ fn origin_request<B: Body>(request: Request<B>) -> Request<B> {
 
 mod forward;
 mod respond;
+
+pub use respond::local_response;
 mod store;
 
 #[cfg(test)]

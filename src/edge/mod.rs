@@ -9,8 +9,10 @@ mod convert;
 mod runtime;
 
 use crate::config::{Config, OriginConfig};
-use crate::proxy::Proxy;
+use crate::proxy::{local_response, Proxy};
+use crate::status::{CacheStatus, Phase};
 use body::EdgeBody;
+use http::StatusCode;
 use runtime::{EdgeBackground, EdgeOrigin, EdgeStorage, OriginTarget};
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -24,11 +26,22 @@ pub async fn handle(
     ctx: Context,
 ) -> worker::Result<web_sys::Response> {
     console_error_panic_hook::set_once();
+    let now = UNIX_EPOCH + Duration::from_millis(js_sys::Date::now() as u64);
     let config = match Config::from_lookup(|name| lookup(&env, name)) {
         Ok(c) => c,
         Err(e) => {
             worker::console_error!("edge-cache: {e}");
-            return convert::response_to_js(config_error(&e));
+            // The configured cache name may be what is wrong: use the default.
+            let text = format!("edge-cache: {e}\n");
+            let status = CacheStatus::new(Phase::Local).with_detail("config-error");
+            let code = StatusCode::INTERNAL_SERVER_ERROR;
+            return convert::response_to_js(local_response(
+                code,
+                &text,
+                &status,
+                "edge-cache",
+                now,
+            ));
         }
     };
     let target = match &config.origin {
@@ -41,47 +54,17 @@ pub async fn handle(
     };
     let proxy =
         Proxy::<EdgeBody, _, _, _>::new(EdgeStorage, origin, EdgeBackground(Rc::new(ctx)), config);
-    let now = UNIX_EPOCH + Duration::from_millis(js_sys::Date::now() as u64);
     let Ok(http_request) = convert::request_from_js(&request) else {
         // Only a URL past `http::Uri`'s 64 KB gets here (Cloudflare stops at ~16 KB).
-        return convert::response_to_js(local_error(
-            414,
-            "the request URL is too long",
-            &proxy.config.cache_name,
-            "uri-too-long",
-        ));
+        let status = CacheStatus::new(Phase::Local).with_detail("uri-too-long");
+        let text = "edge-cache: the request URL is too long\n";
+        let code = StatusCode::URI_TOO_LONG;
+        let name = &proxy.config.cache_name;
+        return convert::response_to_js(local_response(code, text, &status, name, now));
     };
     let cf_country = request.cf().and_then(|cf| cf.country().ok().flatten());
     let response = proxy.handle(http_request, cf_country.as_deref(), now).await;
     convert::response_to_js(response)
-}
-
-/// The answer when a variable is malformed: a 500 that names it.
-fn config_error(error: &crate::config::ConfigError) -> http::Response<EdgeBody> {
-    local_error(500, &error.to_string(), "edge-cache", "config-error")
-}
-
-/// An error the worker answers before the cache is consulted.
-fn local_error(
-    status: u16,
-    text: &str,
-    cache_name: &str,
-    detail: &str,
-) -> http::Response<EdgeBody> {
-    let mut response = http::Response::new(EdgeBody::Bytes(
-        format!("edge-cache: {text}\n").into_bytes(),
-    ));
-    *response.status_mut() =
-        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if let Ok(value) = http::HeaderValue::from_str(&format!("{cache_name}; detail={detail}")) {
-        headers.insert("cache-status", value);
-    }
-    response
 }
 
 /// A `[vars]` value or a secret, by name: both are string properties of

@@ -130,21 +130,33 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         status: CacheStatus,
         now: SystemTime,
     ) -> Response<B> {
-        let mut response = Response::new(B::from_bytes(text.as_bytes().to_vec()));
-        *response.status_mut() = code;
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(
-            header::DATE,
-            HeaderValue::from_str(&httpdate::fmt_http_date(now)).expect("ASCII"),
-        );
-        status.append_to(headers, &self.config.cache_name);
-        response
+        local_response(code, text, &status, &self.config.cache_name, now)
     }
+}
+
+/// A response the worker makes itself, before or instead of the cache: plain
+/// text, never stored downstream, with its `Cache-Status`.
+pub fn local_response<B: Body>(
+    code: StatusCode,
+    text: &str,
+    status: &CacheStatus,
+    cache_name: &str,
+    now: SystemTime,
+) -> Response<B> {
+    let mut response = Response::new(B::from_bytes(text.as_bytes().to_vec()));
+    *response.status_mut() = code;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::DATE,
+        HeaderValue::from_str(&httpdate::fmt_http_date(now)).expect("ASCII"),
+    );
+    status.append_to(headers, cache_name);
+    response
 }
 
 /// A 206 or 416 cut from a stored 200: status, `Content-Range`, and the body's length.

@@ -25,6 +25,7 @@ test('an invalid variable gives a 500 that names it', async () => {
     assert.equal(res.status, 500);
     assert.match(res.body, new RegExp(`configuration variable ${name} is invalid`));
     assert.equal(res.cacheStatus, 'edge-cache; detail=config-error');
+    assert.equal(res.headers.get('cache-control'), 'no-store');
   }
 });
 
