@@ -4,7 +4,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export WRANGLER_SEND_METRICS := false
 WASM_TEST_RUNNER := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 
-.PHONY: setup build dev test test-native test-wasm test-e2e lint bench deploy-check
+.PHONY: setup build dev test test-native test-wasm test-e2e lint bench deploy-check device-model
 
 setup:
 	@scripts/setup.sh
@@ -40,3 +40,7 @@ bench: build
 ## Builds the deployable bundle offline, as `wrangler deploy` would.
 deploy-check: setup
 	npx wrangler deploy --dry-run --outdir dist
+
+## Retrains the device classifier (src/device/model.bin) from tests/data/user-agents.tsv.
+device-model:
+	cargo run --release --example train_device_model
