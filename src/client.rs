@@ -79,10 +79,12 @@ impl Client {
     /// Observes the client from its headers and the runtime's country (`request.cf.country`).
     pub fn observe(headers: &HeaderMap, cf_country: Option<&str>, options: &ClientOptions) -> Self {
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let device = classify(
-            text(USER_AGENT.as_str()).unwrap_or(""),
-            text("sec-ch-ua-mobile"),
-        );
+        // Not `to_str`, which refuses any non-ASCII byte: translated and
+        // vendor agents carry UTF-8 (`KHTML, как Gecko`) and must be classed too.
+        let agent = headers
+            .get(USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()));
+        let device = classify(agent.as_deref().unwrap_or(""), text("sec-ch-ua-mobile"));
         let raw = match &options.country_header {
             Some(name) => text(name.as_str()),
             None => cf_country,
@@ -140,6 +142,24 @@ mod tests {
                 "{junk}"
             );
         }
+    }
+
+    #[test]
+    fn agents_with_utf8_are_classified_by_their_text() {
+        let tablet = "Mozilla/5.0 (Linux; Android 4.2.2; Mytab-U55GT Build/JDQ39) AppleWebKit/537.36 (KHTML, как Gecko) Chrome/71.0 Safari/537.36";
+        let mut h = HeaderMap::new();
+        h.insert(
+            USER_AGENT,
+            HeaderValue::from_bytes(tablet.as_bytes()).unwrap(),
+        );
+        let observed = Client::observe(&h, None, &options(None, "{}"));
+        assert_eq!(observed.device, classify(tablet, None));
+        h.insert(
+            USER_AGENT,
+            HeaderValue::from_bytes(b"iPhone \xff\xfe").unwrap(),
+        );
+        let observed = Client::observe(&h, None, &options(None, "{}"));
+        assert_eq!(observed.device, DeviceClass::Mobile);
     }
 
     #[test]
