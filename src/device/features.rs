@@ -7,7 +7,8 @@
 //!   version parts left out): browsers, platforms and apps (`ipad`, `tablet`,
 //!   `smart-tv` → `smart`, `tv`, `silk`, `crkey` …);
 //! - the device model of an Android agent (`SM-T510`, `Lenovo TB-X605F`):
-//!   its words and its character 2- to 5-grams, anchored with `^` and `$`.
+//!   its words, their first two to four characters, and its character 2- to
+//!   5-grams, anchored with `^` and `$`.
 //!   The n-grams are what generalise to models never seen: `^sm-t` is a
 //!   Samsung tablet and `tb-x` a Lenovo one, whatever digits follow, and
 //!   screen sizes (`10.1`, `7 `) and words such as `box` or `pad` recur
@@ -31,6 +32,7 @@ enum Kind {
     Hint = b'h',
     Word = b'w',
     ModelWord = b'n',
+    ModelPrefix = b'p',
     ModelGram = b'm',
 }
 
@@ -47,6 +49,9 @@ pub fn features(agent: &str, hint: Option<&str>, mut emit: impl FnMut(usize)) {
     if let Some(model) = android_model(agent) {
         for word in words(model) {
             emit(row(Kind::ModelWord, word.as_bytes()));
+            for n in 2..word.len().min(5) {
+                emit(row(Kind::ModelPrefix, &word.as_bytes()[..n]));
+            }
         }
         let anchored = [b"^", model.as_bytes(), b"$"].concat();
         for n in 2..=5 {

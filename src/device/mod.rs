@@ -14,11 +14,11 @@
 //!
 //! Measured in the tests below against `tests/data/user-agents.tsv` (37,271
 //! agents labelled by device-detector):
-//! - the shipped model, trained on all of it: 99.4% overall; mobile 99.3%,
+//! - the shipped model, trained on all of it: 99.35% overall; mobile 99.3%,
 //!   tablet 99.3%, desktop 99.7%. This is agreement on data it has seen;
 //! - five-fold cross-validation with every agent of a device model in one
 //!   fold, which is what to expect of devices missing from the data set:
-//!   96.1% overall; mobile 98.3%, tablet 92.0%, desktop 91.8%.
+//!   96.3% overall; mobile 98.3%, tablet 92.4%, desktop 92.0%.
 
 mod features;
 mod model;
@@ -244,7 +244,7 @@ mod tests {
                 );
             }
         }
-        confusion.report_and_check("5-fold cross-validation by device model", 0.915);
+        confusion.report_and_check("5-fold cross-validation by device model", 0.92);
     }
 
     #[test]
