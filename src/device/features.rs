@@ -114,7 +114,7 @@ mod tests {
     }
 
     #[test]
-    fn features_depend_on_words_not_numbers_or_order_of_kinds() {
+    fn version_numbers_do_not_matter_and_kinds_stay_apart() {
         // Version numbers do not change the features; the hint does.
         assert_eq!(
             rows("chrome/120.0 safari", None),
