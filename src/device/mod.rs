@@ -2,7 +2,7 @@
 //! or `desktop`, the classes of Cloudflare's `CF-Device-Type` (bots, TVs,
 //! consoles and everything else are `desktop`).
 //!
-//! A few certain rules first (`by_rule`: bots, the `?1` hint, Apple's
+//! A few certain rules first (`route`: bots, the `?1` hint, Apple's
 //! device names), then a learned linear model (`model`) over hashed
 //! `features` of the agent: its words and the character n-grams of an
 //! Android device model. Telling a 7-inch tablet that says `Mobile` from a
@@ -87,26 +87,38 @@ pub fn classify(user_agent: &str, sec_ch_ua_mobile: Option<&str>) -> DeviceClass
 }
 
 fn classify_with(model: Model, user_agent: &str, hint: Option<&str>) -> DeviceClass {
-    let agent = truncate(user_agent).to_ascii_lowercase();
-    by_rule(&agent, hint).unwrap_or_else(|| model.predict(&agent, hint))
+    match route(user_agent, hint) {
+        Route::Rule(class) => class,
+        Route::Model(agent) => model.predict(&agent, hint),
+    }
+}
+
+/// Who decides an agent's class. Training asks the same question, so the
+/// model learns from exactly the text, and only the agents, it will be given.
+enum Route {
+    Rule(DeviceClass),
+    /// The agent as the model reads it: its first [`MAX_AGENT`] bytes, lower-cased.
+    Model(String),
 }
 
 /// What is certain rather than learned: bots are desktop whatever device
 /// they claim; `Sec-CH-UA-Mobile: ?1` is a browser saying it is a phone
 /// (Chromium sends `?0` on tablets); Apple names its devices. A linear model
 /// weighs every word, and a short iPad agent that says `Mobile` would lose.
-fn by_rule(agent: &str, hint: Option<&str>) -> Option<DeviceClass> {
-    if BOTS.iter().any(|t| agent.contains(t)) {
-        Some(DeviceClass::Desktop)
+fn route(user_agent: &str, hint: Option<&str>) -> Route {
+    let agent = truncate(user_agent).to_ascii_lowercase();
+    let ruled = if BOTS.iter().any(|t| agent.contains(t)) {
+        DeviceClass::Desktop
     } else if hint.map(str::trim) == Some("?1") {
-        Some(DeviceClass::Mobile)
+        DeviceClass::Mobile
     } else if agent.contains("ipad") {
-        Some(DeviceClass::Tablet)
+        DeviceClass::Tablet
     } else if agent.contains("iphone") || agent.contains("ipod") {
-        Some(DeviceClass::Mobile)
+        DeviceClass::Mobile
     } else {
-        None
-    }
+        return Route::Model(agent);
+    };
+    Route::Rule(ruled)
 }
 
 fn truncate(agent: &str) -> &str {

@@ -8,7 +8,7 @@
 //! the same data gives the same bytes.
 
 use super::features::{features, TABLE_SIZE};
-use super::{by_rule, truncate, DeviceClass};
+use super::{route, DeviceClass, Route};
 
 const EPOCHS: usize = 12;
 const LEARNING_RATE: f32 = 0.2;
@@ -48,15 +48,15 @@ impl Labelled {
     /// The row as the model sees it, or `None` when a rule decides its
     /// class: the model learns only what it will be asked.
     pub fn sample(&self) -> Option<Sample> {
-        let agent = truncate(&self.agent).to_ascii_lowercase();
         let hint = self.hint.as_deref();
-        by_rule(&agent, hint).is_none().then(|| {
-            let mut rows = Vec::new();
-            features(&agent, hint, |row| rows.push(row));
-            Sample {
-                rows,
-                class: self.class,
-            }
+        let Route::Model(agent) = route(&self.agent, hint) else {
+            return None;
+        };
+        let mut rows = Vec::new();
+        features(&agent, hint, |row| rows.push(row));
+        Some(Sample {
+            rows,
+            class: self.class,
         })
     }
 }
