@@ -64,16 +64,25 @@ test('the host is part of the key', async () => {
   assert.match((await worker.fetch('http://two.test/hosted')).cacheStatus, /fwd=uri-miss/);
 });
 
+/**
+ * Under `Vary: CF-Device-Type`, two phone agents share one entry and each of
+ * `others` (class → agent) gets its own: the origin is asked once per class.
+ */
+async function deviceVariants(path, [phone, otherPhone], others) {
+  echo(path, { vary: 'CF-Device-Type' });
+  assert.equal(seen(await worker.fetch(path, { headers: { 'user-agent': phone } })).device, 'mobile');
+  await worker.stored(path, { 'user-agent': phone });
+  const shared = await worker.fetch(path, { headers: { 'user-agent': otherPhone } });
+  assert.match(shared.cacheStatus, /hit/);
+  assert.equal(seen(shared).device, 'mobile');
+  for (const [device, agent] of Object.entries(others)) {
+    assert.equal(seen(await worker.fetch(path, { headers: { 'user-agent': agent } })).device, device);
+  }
+  assert.equal(origin.calls(path).length, 1 + Object.keys(others).length);
+}
+
 test('Vary: CF-Device-Type: two iPhones share an entry, a tablet and a desktop get their own', async () => {
-  echo('/device', { vary: 'CF-Device-Type' });
-  assert.equal(seen(await worker.fetch('/device', { headers: { 'user-agent': IPHONE_15 } })).device, 'mobile');
-  await worker.stored('/device', { 'user-agent': IPHONE_15 });
-  const other = await worker.fetch('/device', { headers: { 'user-agent': IPHONE_12 } });
-  assert.match(other.cacheStatus, /hit/);
-  assert.equal(seen(other).device, 'mobile');
-  assert.equal(seen(await worker.fetch('/device', { headers: { 'user-agent': IPAD } })).device, 'tablet');
-  assert.equal(seen(await worker.fetch('/device', { headers: { 'user-agent': DESKTOP } })).device, 'desktop');
-  assert.equal(origin.calls('/device').length, 3);
+  await deviceVariants('/device', [IPHONE_15, IPHONE_12], { tablet: IPAD, desktop: DESKTOP });
   // A client cannot pick another device's variant by sending the header itself.
   const spoof = await worker.fetch('/device', { headers: { 'user-agent': DESKTOP, 'cf-device-type': 'mobile' } });
   assert.equal(seen(spoof).device, 'desktop');
@@ -110,15 +119,7 @@ test('without COUNTRY_HEADER the country comes from request.cf', async () => {
 });
 
 test('Android agents are classed by the device model: two phones share an entry, a tablet that says Mobile and a TV box do not', async () => {
-  echo('/android', { vary: 'CF-Device-Type' });
-  assert.equal(seen(await worker.fetch('/android', { headers: { 'user-agent': GALAXY_S23 } })).device, 'mobile');
-  await worker.stored('/android', { 'user-agent': GALAXY_S23 });
-  const pixel = await worker.fetch('/android', { headers: { 'user-agent': PIXEL_7 } });
-  assert.match(pixel.cacheStatus, /hit/);
-  assert.equal(seen(pixel).device, 'mobile');
-  assert.equal(seen(await worker.fetch('/android', { headers: { 'user-agent': TABLET_SAYING_MOBILE } })).device, 'tablet');
-  assert.equal(seen(await worker.fetch('/android', { headers: { 'user-agent': FIRE_TV } })).device, 'desktop');
-  assert.equal(origin.calls('/android').length, 3);
+  await deviceVariants('/android', [GALAXY_S23, PIXEL_7], { tablet: TABLET_SAYING_MOBILE, desktop: FIRE_TV });
   // A translated agent (UTF-8 Cyrillic, from the data set) is classed, and reaches the origin byte-exact.
   const translated = utf8('Mozilla / 5.0 (Linux; Android 4.2.2; Mytab-U55GT Build / JDQ39) AppleWebKit / 537.36 (KHTML, как Gecko) Chrome / 71.0.3578.99 Safari / 537.36 OPR / 50.3.2426.136976');
   echo('/translated');
