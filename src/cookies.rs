@@ -1,11 +1,21 @@
 //! Cookie hygiene for a shared cache: a stored entry never carries a cookie,
 //! request cookies are never part of the key, and a request carrying a session
 //! cookie (`BYPASS_COOKIES`) does not touch the cache at all.
+//!
+//! The bypass check reads `Cookie` as generously as any origin might, because
+//! a session cookie the origin sees but the check misses makes the origin
+//! personalise a page that is then stored for everyone. Origins disagree:
+//! RFC 6265 separates pairs with `; `; runtimes join repeated `Cookie` lines
+//! with `, ` (workerd does); Python's `http.cookies` also splits on white
+//! space; PHP percent-decodes names and turns `.`, ` ` and `[` into `_`;
+//! ASP.NET compares names case-insensitively. A name counts as present when
+//! any of those readings finds it. Hand-written: cookie crates parse one
+//! reading (RFC 6265), which is exactly the gap this closes.
 
 use http::header::{HeaderMap, COOKIE, SET_COOKIE};
 
 /// Cookie names that mark a request as personal (`BYPASS_COOKIES`):
-/// exact names, and prefixes written `name*`.
+/// exact names, and prefixes written `name*`, kept in canonical form.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BypassCookies {
     exact: Vec<String>,
@@ -13,7 +23,7 @@ pub struct BypassCookies {
 }
 
 impl BypassCookies {
-    /// Parses `session,wordpress_logged_in_*`. Cookie names are case-sensitive.
+    /// Parses `session,wordpress_logged_in_*`.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let mut names = BypassCookies::default();
         for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
@@ -22,10 +32,10 @@ impl BypassCookies {
                 Some(prefix)
                     if !prefix.is_empty() && !prefix.contains(invalid) && !prefix.contains('*') =>
                 {
-                    names.prefixes.push(prefix.to_string())
+                    names.prefixes.push(canonical(prefix.as_bytes()))
                 }
                 None if !item.contains(invalid) && !item.contains('*') => {
-                    names.exact.push(item.to_string())
+                    names.exact.push(canonical(item.as_bytes()))
                 }
                 _ => return Err(format!("{item:?} is not a cookie name or `prefix*`")),
             }
@@ -33,25 +43,52 @@ impl BypassCookies {
         Ok(names)
     }
 
-    /// True when the request carries one of the cookies. Malformed pairs are
-    /// skipped; a cookie without `=` counts by its whole text as the name.
+    /// True when any `Cookie` line, read any way an origin reads it, names
+    /// one of the cookies. Malformed pairs cannot hide a name: a piece
+    /// without `=` counts by its whole text.
     pub fn matches(&self, request: &HeaderMap) -> bool {
         if self.exact.is_empty() && self.prefixes.is_empty() {
             return false;
         }
-        request
-            .get_all(COOKIE)
-            .iter()
-            .flat_map(|line| line.as_bytes().split(|b| *b == b';'))
-            .map(|pair| {
-                let name = pair.split(|b| *b == b'=').next().unwrap_or(pair);
-                String::from_utf8_lossy(name.trim_ascii()).into_owned()
-            })
-            .any(|name| {
+        request.get_all(COOKIE).iter().any(|line| {
+            let line = line.as_bytes();
+            // Pairs split on `;` and `,` (RFC 6265, joined lines), and again
+            // on white space too (Python), so `a b=1` is seen as `a b` and `b`.
+            let pairs = line.split(|b| matches!(b, b';' | b','));
+            let words = line.split(|b| matches!(b, b';' | b',' | b' ' | b'\t'));
+            pairs.chain(words).any(|piece| {
+                let name = piece.split(|b| *b == b'=').next().unwrap_or(piece);
+                let name = canonical(name);
                 self.exact.contains(&name)
                     || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
             })
+        })
     }
+}
+
+/// A cookie name as the most lenient origin reads it: trimmed of white space
+/// and quotes, percent-decoded (PHP, repeatedly as a double-decoding stack
+/// would), `.`, ` ` and `[` as `_` (PHP), and lower-case (ASP.NET).
+fn canonical(name: &[u8]) -> String {
+    let mut name = name.trim_ascii().to_vec();
+    // Each round shortens the name, so this ends; three covers double encoding.
+    for _ in 0..3 {
+        let decoded = crate::normalize::percent_decode(&name);
+        if decoded == name {
+            break;
+        }
+        name = decoded;
+    }
+    let name: Vec<u8> = name
+        .trim_ascii()
+        .iter()
+        .filter(|b| **b != b'"')
+        .map(|b| match b {
+            b'.' | b' ' | b'[' => b'_',
+            other => other.to_ascii_lowercase(),
+        })
+        .collect();
+    String::from_utf8_lossy(&name).into_owned()
 }
 
 /// Splits the headers of a response that is about to be stored into the
@@ -98,10 +135,31 @@ mod tests {
         assert!(with("theme=dark; session=abc"));
         assert!(with("wordpress_logged_in_12ab=x"));
         assert!(!with("sessionid=1; theme=dark"));
-        assert!(!with("Session=1"));
         assert!(with(";;=; session"));
         assert!(!with("=====;;;; ;"));
+        assert!(!with("theme=dark; my_session=1; x=session"));
         assert!(!names.matches(&HeaderMap::new()));
+        // Every separator and spelling some origin accepts finds the name.
+        for hidden in [
+            "theme=dark, session=x",
+            "theme=dark session=x",
+            "theme=dark\tsession=x",
+            "Session=1",
+            "SESSION=1",
+            "%73ession=1",
+            "%2573ession=1",
+            " \"session\"=1",
+            "wordpress.logged_in_1=x",
+            "wordpress[logged_in_1=x",
+            "WordPress_Logged_In_1=x",
+        ] {
+            assert!(with(hidden), "{hidden}");
+        }
+        // Each Cookie line counts, not only the first.
+        let mut lines = HeaderMap::new();
+        lines.append(COOKIE, "theme=dark".parse().unwrap());
+        lines.append(COOKIE, "session=attacker".parse().unwrap());
+        assert!(names.matches(&lines));
         assert!(!BypassCookies::default().matches(&with_cookie()));
         for bad in ["*", "a b", "x=1", "a*b*"] {
             assert!(BypassCookies::parse(bad).is_err(), "{bad}");

@@ -170,7 +170,11 @@ fn hex_pair(hi: u8, lo: u8) -> Option<u8> {
 
 /// A parameter name with escapes decoded, for matching against tracking names.
 fn decode_lossy(name: &str) -> String {
-    let bytes = name.as_bytes();
+    String::from_utf8_lossy(&percent_decode(name.as_bytes())).into_owned()
+}
+
+/// Decodes every well-formed `%XX` escape once; a malformed `%` stays as it is.
+pub fn percent_decode(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -185,7 +189,7 @@ fn decode_lossy(name: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 #[cfg(test)]
