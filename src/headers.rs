@@ -37,27 +37,63 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Request fields that can change what an origin answers without being part
 /// of the key: the classic cache-poisoning inputs. Removed from cache-eligible
-/// requests before they reach the origin.
-pub const UNKEYED_INPUTS: [&str; 14] = [
+/// requests before they reach the origin. Drawn from what common stacks read
+/// to rebuild the request's URL, scheme or method:
+/// Rack/Rails (`X-Forwarded-Host`, `-Proto`, `-Scheme`, `-Ssl`, `-Port`,
+/// `X-HTTP-Method-Override`), Django (`X-Forwarded-Host`, `-Port`, `-Proto`),
+/// Symfony/Laravel (`Forwarded`, `X-Forwarded-*` incl. `-Prefix`,
+/// `X-Original-URL`, `X-Rewrite-URL`), Express (`X-Forwarded-Proto`, `-Host`;
+/// method-override's `X-HTTP-Method`, `X-Method-Override`), Spring
+/// (`Forwarded`, `X-Forwarded-Host`, `-Port`, `-Proto`, `-Ssl`, `-Prefix`),
+/// ASP.NET Core (`X-Forwarded-*`, `X-Original-Host`, `-Proto`, `-Prefix`,
+/// `X-HTTP-Method-Override`), Werkzeug's ProxyFix, and proxies' own
+/// (`X-Forwarded-Server`, `-Uri`, `-Path`, `-Protocol`, `X-Original-URI`,
+/// `X-Url-Scheme`, `Front-End-Https`, `X-Host`).
+/// `X-Forwarded-For` stays: it names the client, not the resource.
+pub const UNKEYED_INPUTS: [&str; 26] = [
+    "forwarded",
+    "front-end-https",
     "x-forwarded-host",
     "x-forwarded-server",
     "x-forwarded-scheme",
     "x-forwarded-proto",
+    "x-forwarded-protocol",
+    "x-forwarded-ssl",
     "x-forwarded-port",
     "x-forwarded-prefix",
+    "x-forwarded-uri",
+    "x-forwarded-path",
     "x-host",
+    "x-http-host",
     "x-original-host",
+    "x-original-proto",
+    "x-original-prefix",
     "x-original-url",
+    "x-original-uri",
     "x-rewrite-url",
+    "x-url-scheme",
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
-    "forwarded",
+    "x-original-method",
+    "x-override-url",
 ];
 
-/// Removes [`UNKEYED_INPUTS`].
+/// Removes [`UNKEYED_INPUTS`], and every field whose name has an `_`.
+///
+/// CGI, WSGI, PHP and nginx with `underscores_in_headers` read `X_Forwarded_Host`
+/// as `X-Forwarded-Host` (both become `HTTP_X_FORWARDED_HOST`). So any
+/// field with an `_` is an alias the key cannot see: of an unkeyed input, of
+/// a field the origin names in `Vary`, or of the device and country fields
+/// the cache stamps. nginx (by default) and Apache drop such fields for the
+/// same reason. The names compare after lower-casing, which `http` already did.
 pub fn strip_unkeyed_inputs(headers: &mut HeaderMap) {
-    for name in UNKEYED_INPUTS {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().contains('_') || UNKEYED_INPUTS.contains(&name.as_str()))
+        .cloned()
+        .collect();
+    for name in doomed {
         headers.remove(name);
     }
 }
@@ -92,6 +128,32 @@ mod tests {
             h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             ["content-type"]
         );
+    }
+
+    #[test]
+    fn unkeyed_inputs_go_in_every_spelling() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("X-Forwarded-Host", "evil.example"),
+            ("x_forwarded_host", "evil.example"),
+            ("X_FORWARDED-PROTO", "http"),
+            ("cf_device_type", "tablet"),
+            ("x-forwarded-ssl", "on"),
+            ("front-end-https", "on"),
+            ("x-original-uri", "/admin"),
+            ("x_http_method_override", "DELETE"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("accept", "text/html"),
+        ] {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        strip_unkeyed_inputs(&mut h);
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["accept", "x-forwarded-for"]);
     }
 
     #[test]
