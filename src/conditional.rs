@@ -89,6 +89,29 @@ pub fn validators(stored: &HeaderMap) -> Option<Vec<(HeaderName, HeaderValue)>> 
     (!out.is_empty()).then_some(out)
 }
 
+/// Whether a 304 selects `stored` for update (RFC 9111 §4.3.4): a strong
+/// `ETag` in the 304 must be the stored one; a weak one must match it weakly;
+/// without an `ETag`, a `Last-Modified` in both must be equal. A 304 with no
+/// validators selects the one stored response it answers.
+pub fn selects(stored: &HeaderMap, not_modified: &HeaderMap) -> bool {
+    let etag = |h: &HeaderMap| h.get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if let Some(new) = etag(not_modified) {
+        return match etag(stored) {
+            Some(old) if new.trim().starts_with("W/") => weak_eq(&new, &old),
+            Some(old) => new.trim() == old.trim(),
+            None => false,
+        };
+    }
+    match (
+        crate::policy::http_date(not_modified, &LAST_MODIFIED),
+        crate::policy::http_date(stored, &LAST_MODIFIED),
+    ) {
+        (Some(new), Some(old)) => new == old,
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
 /// Freshens a stored response's headers with a 304's (RFC 9111 §4.3.4):
 /// every field in the 304 replaces the stored one, except the ones that
 /// describe the body the 304 does not carry.
@@ -177,6 +200,31 @@ mod tests {
         assert_eq!(stored["content-length"], "10");
         assert_eq!(stored["x-old"], "1");
         assert_eq!(stored["x-new"], "2");
+    }
+
+    #[test]
+    fn a_304_selects_only_its_own_representation() {
+        let stored = h(&[
+            ("etag", "\"v1\""),
+            ("last-modified", "Tue, 01 Jan 2030 00:00:00 GMT"),
+        ]);
+        let cases: &[(&[(&str, &str)], bool)] = &[
+            (&[], true),
+            (&[("etag", "\"v1\"")], true),
+            (&[("etag", "\"v2\"")], false),
+            (&[("etag", "W/\"v1\"")], true),
+            (&[("etag", "W/\"v2\"")], false),
+            (&[("last-modified", "Tue, 01 Jan 2030 00:00:00 GMT")], true),
+            (&[("last-modified", "Wed, 02 Jan 2030 00:00:00 GMT")], false),
+        ];
+        for (not_modified, want) in cases {
+            assert_eq!(
+                selects(&stored, &h(not_modified)),
+                *want,
+                "{not_modified:?}"
+            );
+        }
+        assert!(!selects(&HeaderMap::new(), &h(&[("etag", "\"v1\"")])));
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub struct Config {
     pub client: ClientOptions,
     /// `BYPASS_COOKIES`: requests carrying these cookies bypass the cache.
     pub bypass_cookies: BypassCookies,
-    /// `VARY_USER_AGENT`: `device` (default) or `raw`.
+    /// `VARY_USER_AGENT`: `raw` (default) or `device`.
     pub user_agent: UserAgentKey,
     /// `VARY_BY_PATH`: paths keyed by device and/or country regardless of `Vary`.
     pub path_rules: PathRules,
@@ -197,8 +197,8 @@ impl Config {
         let bypass_cookies = BypassCookies::parse(&get("BYPASS_COOKIES").unwrap_or_default())
             .map_err(|r| err("BYPASS_COOKIES", r))?;
         let user_agent = match get("VARY_USER_AGENT").as_deref() {
-            None | Some("device") => UserAgentKey::Device,
-            Some("raw") => UserAgentKey::Raw,
+            None | Some("raw") => UserAgentKey::Raw,
+            Some("device") => UserAgentKey::Device,
             Some(v) => {
                 return Err(err(
                     "VARY_USER_AGENT",

@@ -99,13 +99,21 @@ impl CacheKey {
 }
 
 /// What `Vary: User-Agent` is keyed on (`VARY_USER_AGENT`).
+///
+/// A stored variant may depend only on what its key tells apart, so the
+/// origin must see exactly what the key holds: with `Raw` that is the
+/// client's agent; with `Device` the origin is sent a canonical agent of the
+/// class instead ([`crate::device::DeviceClass::canonical_agent`]), never
+/// the client's, or one desktop's agent reflected into a page would be
+/// served to every desktop.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum UserAgentKey {
-    /// The device class (`mobile`, `tablet`, `desktop`): few variants.
+    /// The raw header: one variant per distinct agent string (RFC 9111 §4.1).
     #[default]
-    Device,
-    /// The raw header: one variant per distinct agent string.
     Raw,
+    /// The device class (`mobile`, `tablet`, `desktop`): few variants, and
+    /// the origin sees the class's canonical agent.
+    Device,
 }
 
 /// Paths whose responses vary on device and/or country without the origin

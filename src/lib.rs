@@ -6,6 +6,7 @@
 //! `edge` binds those traits to the Workers runtime and is the only code that
 //! touches `worker` or JS types. This file only wires the two together.
 
+pub mod admin;
 pub mod cache_control;
 pub mod client;
 pub mod conditional;

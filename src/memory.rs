@@ -25,7 +25,21 @@ impl Body for Vec<u8> {
     async fn into_bytes(self) -> Result<Vec<u8>, PlatformError> {
         Ok(self)
     }
+    /// A body that ends in [`TRUNCATED`] stands for one whose connection
+    /// closed early: it fails here, as a broken stream does at the edge.
+    async fn buffered(self) -> Result<(Self, u64), PlatformError> {
+        match self.ends_with(TRUNCATED) {
+            true => Err(PlatformError("connection closed before the end".into())),
+            false => {
+                let length = self.len() as u64;
+                Ok((self, length))
+            }
+        }
+    }
 }
+
+/// The marker of a truncated body in tests (see `buffered`).
+pub const TRUNCATED: &[u8] = b"\0<truncated>";
 
 fn copy(r: &Response<Vec<u8>>) -> Response<Vec<u8>> {
     let mut out = Response::new(r.body().clone());

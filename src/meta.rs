@@ -8,7 +8,7 @@
 //! a change that old readers would misread bumps [`RECORD_VERSION`].
 
 use crate::policy::{Revalidate, Storable};
-use http::header::{HeaderMap, HeaderName, HeaderValue, AGE, CACHE_CONTROL, DATE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,12 +21,21 @@ pub const META_HEADER: &str = "x-edge-cache-meta";
 pub const RECORD_VERSION: u32 = 1;
 
 /// Fields whose origin value is moved into the record while the stored copy
-/// carries the cache's own: the Cache API must keep the entry past its
-/// freshness (`Cache-Control`, `Expires`, and the targeted fields, which it may
-/// also read) and must not apply `Vary` itself. They come back when the entry
-/// is read, so revalidation sees the origin's fields exactly.
-const SHADOWED: [&str; 5] = [
+/// carries the cache's own or none. They come back when the entry is read,
+/// so clients and revalidation see the origin's fields exactly:
+/// - the Cache API must keep the entry past its freshness (`Cache-Control`,
+///   `Expires`, and the targeted fields, which it may also read) and must not
+///   apply `Vary` itself;
+/// - Miniflare's Cache API replaces `Date` with the time of the `put`, while a
+///   hit must carry the origin's (RFC 9110 §6.6.1);
+/// - `Content-Encoding` makes Cache API implementations transform the body,
+///   and differently: workerd's decodes gzip on `match` as `fetch` does,
+///   Miniflare's returns the stored bytes. Without the field, both store and
+///   return the origin's encoded bytes untouched.
+const SHADOWED: [&str; 7] = [
     "cache-control",
+    "content-encoding",
+    "date",
     "expires",
     "vary",
     crate::policy::CDN_CACHE_CONTROL,
@@ -104,19 +113,10 @@ impl EntryMeta {
         request_time: SystemTime,
         response_time: SystemTime,
     ) -> Self {
-        let date = crate::policy::http_date(headers, &DATE).unwrap_or(response_time);
-        let apparent_age = crate::policy::secs_between(date, response_time);
-        let age_value = headers
-            .get(AGE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-            .min(crate::cache_control::DELTA_SECONDS_MAX);
-        let response_delay = crate::policy::secs_between(request_time, response_time);
         EntryMeta {
             primary: primary.to_string(),
             stored_at: unix_secs(response_time),
-            initial_age: apparent_age.max(age_value + response_delay),
+            initial_age: crate::policy::initial_age(headers, request_time, response_time),
             fresh_for: plan.fresh_for,
             revalidate: plan.revalidate,
             shared_with_auth: plan.shared_with_auth,
@@ -218,7 +218,7 @@ pub fn unix_secs(t: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::header::VARY;
+    use http::header::{AGE, DATE, VARY};
 
     fn plan(fresh_for: u64, revalidate: Revalidate) -> Storable {
         Storable {
@@ -294,6 +294,9 @@ mod tests {
         h.append(VARY, "accept".parse().unwrap());
         h.append(VARY, "x-a".parse().unwrap());
         h.insert("etag", "\"v1\"".parse().unwrap());
+        h.insert("content-encoding", "gzip".parse().unwrap());
+        let date = httpdate::fmt_http_date(t(0));
+        h.insert(DATE, date.parse().unwrap());
         let meta = EntryMeta::new(
             "p",
             &plan(60, Revalidate::WhenStale),
@@ -305,7 +308,14 @@ mod tests {
         to_stored(&mut h, meta.clone(), 86_460);
         assert_eq!(h[CACHE_CONTROL], "public, max-age=86460");
         assert!(!h.contains_key(VARY));
+        // The storage sees neither: it must not transform the body or the date.
+        assert!(!h.contains_key("content-encoding"));
+        assert!(!h.contains_key(DATE));
+        // What a Cache API adds is replaced by the origin's on the way out.
+        h.insert(DATE, httpdate::fmt_http_date(t(99)).parse().unwrap());
         let record = from_stored(&mut h).unwrap();
+        assert_eq!(h["content-encoding"], "gzip");
+        assert_eq!(h[DATE], date.as_str());
         assert!(matches!(record, Record::Response(m) if m.fresh_for == 60));
         assert_eq!(h[CACHE_CONTROL], "public, max-age=60");
         assert_eq!(h.get_all(VARY).iter().count(), 2);

@@ -25,6 +25,11 @@ pub trait Body: Sized + 'static {
     fn tee(self) -> (Self, Self);
     /// Reads the whole body.
     fn into_bytes(self) -> impl Future<Output = Result<Vec<u8>, PlatformError>>;
+    /// Reads the whole body where it lives (JS memory at the edge, not wasm's)
+    /// and gives back a body of the same bytes, with their count. An error
+    /// when it did not arrive whole: the connection closed early, or the
+    /// framing was broken.
+    fn buffered(self) -> impl Future<Output = Result<(Self, u64), PlatformError>>;
 }
 
 /// Response storage addressed by URL, as the Cache API is.
@@ -48,6 +53,11 @@ pub enum OriginError {
     Unreachable(String),
     /// No response within `ORIGIN_TIMEOUT` (answered with 504).
     TimedOut,
+    /// A status outside 200–599: no final response to relay (answered with 502).
+    InvalidStatus(u16),
+    /// The body broke off before its end (answered with 502 when nothing
+    /// was sent yet).
+    Incomplete(String),
 }
 
 impl std::fmt::Display for OriginError {
@@ -55,6 +65,8 @@ impl std::fmt::Display for OriginError {
         match self {
             OriginError::Unreachable(why) => write!(f, "origin unreachable: {why}"),
             OriginError::TimedOut => f.write_str("origin timed out"),
+            OriginError::InvalidStatus(code) => write!(f, "origin answered status {code}"),
+            OriginError::Incomplete(why) => write!(f, "origin body incomplete: {why}"),
         }
     }
 }

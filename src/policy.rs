@@ -73,6 +73,9 @@ pub enum NoStoreReason {
     NoFreshness,
     /// Zero freshness (or `no-cache`) with no validator: every use would be a full fetch.
     NoValidator,
+    /// Already stale when it arrived (old `Date`, large `Age`) and no
+    /// validator to revalidate it with: no request could ever use it.
+    StaleOnArrival,
     /// `Vary: *` can never be matched (§4.1).
     VaryStar,
     /// `Vary: Cookie`: keying on raw cookies fragments the cache and leaks.
@@ -94,6 +97,7 @@ impl NoStoreReason {
             NoStoreReason::Private => "private",
             NoStoreReason::NoFreshness => "no-freshness",
             NoStoreReason::NoValidator => "no-validator",
+            NoStoreReason::StaleOnArrival => "stale-on-arrival",
             NoStoreReason::VaryStar => "vary-star",
             NoStoreReason::VaryCookie => "vary-cookie",
             NoStoreReason::Authorization => "authorization",
@@ -203,6 +207,10 @@ pub fn storability(
     if (fresh_for == 0 || no_cache) && !has_validator {
         return Err(R::NoValidator);
     }
+    if fresh_for <= initial_age(response, response_time, response_time) && !has_validator {
+        // An old `Date` or a large `Age`: it could only ever be refetched.
+        return Err(R::StaleOnArrival);
+    }
     let revalidate = if no_cache {
         Revalidate::Always
     } else if cc.has("must-revalidate") || cc.has("proxy-revalidate") {
@@ -250,6 +258,25 @@ pub fn freshness_lifetime(
     let modified = http_date(response, &header::LAST_MODIFIED)?;
     let heuristic = secs_between(modified, date) * u64::from(options.heuristic_percent) / 100;
     Some(heuristic.min(HEURISTIC_CAP_SECS))
+}
+
+/// `corrected_initial_age` (§4.2.3) of a response received at
+/// `response_time` for a request sent at `request_time`.
+pub fn initial_age(
+    headers: &HeaderMap,
+    request_time: SystemTime,
+    response_time: SystemTime,
+) -> u64 {
+    let date = http_date(headers, &header::DATE).unwrap_or(response_time);
+    let apparent_age = secs_between(date, response_time);
+    let age_value = headers
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(crate::cache_control::DELTA_SECONDS_MAX);
+    let response_delay = secs_between(request_time, response_time);
+    apparent_age.max(age_value + response_delay)
 }
 
 /// Parses an HTTP-date field (RFC 9110 §5.6.7); malformed dates are `None`.
@@ -308,6 +335,11 @@ mod tests {
             (&[], 200, vec![("cache-control", "no-cache"), ("etag", "\"x\"")], Ok(0)),
             (&[], 200, vec![("cache-control", "no-cache")], Err(R::NoValidator)),
             (&[], 200, vec![("cache-control", "max-age=0"), ("etag", "\"x\"")], Ok(0)),
+            // Stale on arrival: usable only with a validator to revalidate it.
+            (&[], 200, vec![("cache-control", "max-age=60"), ("age", "60")], Err(R::StaleOnArrival)),
+            (&[], 200, vec![("cache-control", "max-age=60"), ("age", "59")], Ok(60)),
+            (&[], 200, vec![("cache-control", "max-age=60"), ("date", &ten_days_ago)], Err(R::StaleOnArrival)),
+            (&[], 200, vec![("cache-control", "max-age=60"), ("age", "600"), ("etag", "\"x\"")], Ok(60)),
             (&[], 200, vec![("cache-control", "max-age=60"), ("vary", "accept, *")], Err(R::VaryStar)),
             (&[], 200, vec![("cache-control", "max-age=60"), ("vary", "Accept, Cookie")], Err(R::VaryCookie)),
             (&[("authorization", "Bearer x")], 200, vec![("cache-control", "max-age=60")], Err(R::Authorization)),

@@ -16,6 +16,7 @@
 //! the state machine; `store` writes entries, `respond` answers the client,
 //! `forward` passes requests by the cache.
 
+use crate::admin;
 use crate::cache_control::Directives;
 use crate::client::Client;
 use crate::conditional;
@@ -97,7 +98,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         cf_country: Option<&str>,
         now: SystemTime,
     ) -> Response<B> {
-        if self.is_admin(request.uri()) {
+        if admin::is_admin_path(request.uri().path(), &self.config.admin_path) {
             // Reserved for the purge API; never forwarded, never cached.
             let status = CacheStatus::new(Phase::Local).with_detail("admin");
             return self.local(
@@ -118,15 +119,6 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         }
     }
 
-    fn is_admin(&self, uri: &Uri) -> bool {
-        let path = uri.path();
-        let admin = self.config.admin_path.as_str();
-        path == admin
-            || path
-                .strip_prefix(admin)
-                .is_some_and(|rest| rest.starts_with('/'))
-    }
-
     /// GET and HEAD: look up, then serve, revalidate or fill.
     async fn cacheable(
         &self,
@@ -139,6 +131,11 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             return self.forward(request, status, now).await;
         }
         strip_unkeyed_inputs(request.headers_mut());
+        if self.config.user_agent == UserAgentKey::Device {
+            // The key holds the class; so must everything the origin sees.
+            let agent = HeaderValue::from_static(client.device.canonical_agent());
+            request.headers_mut().insert(header::USER_AGENT, agent);
+        }
         let Some(uri) = normalize(request.uri(), &self.config.tracking) else {
             let status = CacheStatus::new(Phase::Bypass).with_detail("no-host");
             return self.forward(request, status, now).await;
@@ -241,6 +238,11 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     async fn fetch_origin(&self, mut request: Request<B>) -> Result<Response<B>, OriginError> {
         strip_hop_by_hop(request.headers_mut());
         let mut response = self.origin.fetch(request).await?;
+        // A final response is 200–599 (RFC 9110 §15); anything else cannot
+        // be answered to the client, let alone stored.
+        if !(200..=599).contains(&response.status().as_u16()) {
+            return Err(OriginError::InvalidStatus(response.status().as_u16()));
+        }
         strip_hop_by_hop(response.headers_mut());
         response.headers_mut().remove(meta::META_HEADER);
         Ok(response)
@@ -284,7 +286,8 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         };
         let client_headers = request.headers().clone();
         let method = request.method().clone();
-        let mut origin_request = origin_request(request);
+        let (request_parts, body) = request.into_parts();
+        let mut origin_request = origin_request(Request::from_parts(request_parts.clone(), body));
         for (name, value) in validators {
             origin_request.headers_mut().insert(name, value);
         }
@@ -292,6 +295,17 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             Ok(r) => r,
             Err(e) => return self.origin_failed(CacheStatus::new(Phase::Stale), e, now),
         };
+        if response.status() == StatusCode::NOT_MODIFIED
+            && !conditional::selects(entry.response.headers(), response.headers())
+        {
+            // §4.3.4: a 304 naming another representation updates nothing;
+            // fetch the current one in full.
+            let status = CacheStatus::new(Phase::Stale);
+            let request = Request::from_parts(request_parts, B::empty());
+            return self
+                .fill(request, Some(key), entry.marker, status, now)
+                .await;
+        }
         if response.status() != StatusCode::NOT_MODIFIED {
             let status = CacheStatus::new(Phase::Stale);
             return self
@@ -387,6 +401,21 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         });
         match decision {
             Some((key, Ok(plan))) => {
+                // Without `Content-Length` a client cannot tell a body that
+                // broke off (workerd ends a chunked response cleanly even when
+                // its source failed), so a body about to be stored is read
+                // whole first: if it breaks, this client gets a 502, not a
+                // short page that looks complete.
+                let body = match parts.headers.contains_key(header::CONTENT_LENGTH) {
+                    true => body,
+                    false => match body.buffered().await {
+                        Ok((whole, _)) => whole,
+                        Err(e) => {
+                            let error = OriginError::Incomplete(e.0);
+                            return self.origin_failed(status, error, now);
+                        }
+                    },
+                };
                 let client = (client_headers, method);
                 let stored = self.store(key, marker, &plan, &mut parts, body, client, now);
                 status.stored = true;
@@ -404,13 +433,20 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
 }
 
 /// The request sent to the origin to fill the cache: GET (a HEAD miss fills
-/// the entry too), and none of the client's
-/// preconditions, so a full response comes back; the cache answers them.
-/// `Range` is kept: a range miss is passed through and its 206 not stored.
+/// the entry too), and none of the client's preconditions, so a full
+/// response comes back; the cache answers them.
+///
+/// A range request is passed through whole, preconditions included: its 206
+/// is not stored, and a `Range` without its `If-Range` / `If-Match` would
+/// get the client bytes of a newer representation to splice into its older
+/// copy (RFC 9110 §13.1.5). A failed `If-Range` makes the origin send the
+/// full 200, which is stored.
 fn origin_request<B: Body>(request: Request<B>) -> Request<B> {
     let (mut parts, body) = request.into_parts();
     parts.method = Method::GET;
-    conditional::strip_preconditions(&mut parts.headers);
+    if !parts.headers.contains_key(header::RANGE) {
+        conditional::strip_preconditions(&mut parts.headers);
+    }
     Request::from_parts(parts, body)
 }
 

@@ -44,6 +44,18 @@ impl DeviceClass {
             DeviceClass::Desktop => "desktop",
         }
     }
+
+    /// The `User-Agent` the origin is sent for this class when variants are
+    /// keyed by class (`VARY_USER_AGENT=device`): a current browser that
+    /// every user-agent sniffer puts in the same class, and that [`classify`]
+    /// does too.
+    pub fn canonical_agent(self) -> &'static str {
+        match self {
+            DeviceClass::Mobile => "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+            DeviceClass::Tablet => "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/604.1",
+            DeviceClass::Desktop => "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+        }
+    }
 }
 
 /// Agents longer than this are judged by their first bytes only: real ones
@@ -144,6 +156,13 @@ mod tests {
         DeviceClass::Desktop,
     ];
     const FOLDS: usize = 5;
+
+    #[test]
+    fn canonical_agents_classify_as_their_class() {
+        for class in CLASSES {
+            assert_eq!(classify(class.canonical_agent(), None), class);
+        }
+    }
 
     fn data_set() -> Vec<Labelled> {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/user-agents.tsv");

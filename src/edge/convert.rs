@@ -38,6 +38,10 @@ pub fn response_from_js(response: &web_sys::Response) -> Response<EdgeBody> {
 pub fn response_to_js(response: Response<EdgeBody>) -> Result<web_sys::Response> {
     let (parts, body) = response.into_parts();
     let init = web_sys::ResponseInit::new();
+    // Every body the core hands back is as the origin encoded it (see
+    // `EdgeOrigin::fetch`) or made here unencoded: send it as it is. The
+    // default would compress once more whatever `Content-Encoding` says.
+    super::runtime::set(&init, "encodeBody", "manual");
     init.set_status(parts.status.as_u16());
     init.set_headers(&headers_to_js(&parts.headers)?);
     // 101, 204, 205 and 304 must not have a body, not even an empty one.
@@ -50,6 +54,9 @@ pub fn response_to_js(response: Response<EdgeBody>) -> Result<web_sys::Response>
         }
         EdgeBody::Stream(s) => {
             web_sys::Response::new_with_opt_readable_stream_and_init(Some(&s), &init)
+        }
+        EdgeBody::Buffer(b) => {
+            web_sys::Response::new_with_opt_buffer_source_and_init(Some(&*b), &init)
         }
     };
     built.map_err(Error::from)

@@ -92,16 +92,21 @@ impl Origin<EdgeBody> for EdgeOrigin {
                 EdgeBody::Empty => {}
                 EdgeBody::Bytes(mut b) => init.set_body_opt_u8_slice(Some(&mut b)),
                 EdgeBody::Stream(s) => init.set_body_opt_readable_stream(Some(&s)),
+                EdgeBody::Buffer(b) => init.set_body(&b),
             }
         }
-        let js_request = web_sys::Request::new_with_str_and_init(&url, &init)
-            .map_err(|e| unreachable(format!("origin request for {url}: {e:?}")))?;
+        // The origin's bytes as they are, not decoded: `Content-Length`
+        // then counts what arrives, the stored body is the one its `ETag`
+        // names, and ranges cut the same bytes the origin would. (By default
+        // fetch decodes gzip and br but keeps the encoded length.) workerd
+        // reads this option from fetch's init only, not from a Request's.
+        set(&init, "encodeResponseBody", "manual");
         let promise = match &self.target {
             OriginTarget::Url(_) => js_sys::global()
                 .unchecked_into::<web_sys::WorkerGlobalScope>()
-                .fetch_with_request(&js_request),
+                .fetch_with_str_and_init(&url, &init),
             OriginTarget::Assets(assets) => assets
-                .fetch(&js_request)
+                .fetch_with_str_and_init(&url, &init)
                 .map_err(|e| unreachable(format!("assets binding: {e:?}")))?,
         };
         match JsFuture::from(promise).await {
@@ -110,6 +115,12 @@ impl Origin<EdgeBody> for EdgeOrigin {
             Err(e) => Err(unreachable(format!("fetching {url}: {e:?}"))),
         }
     }
+}
+
+/// Sets a property the `web_sys` type has no setter for.
+pub fn set(target: &JsValue, name: &str, value: &str) {
+    // Only fails on a frozen object or a throwing setter, neither of which an init is.
+    let _ = js_sys::Reflect::set(target, &JsValue::from_str(name), &JsValue::from_str(value));
 }
 
 /// `ctx.wait_until` for background work; the console for warnings.

@@ -95,6 +95,16 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                 "origin-timeout",
                 "edge-cache: the origin did not answer in time\n",
             ),
+            OriginError::Incomplete(_) => (
+                StatusCode::BAD_GATEWAY,
+                "origin-incomplete",
+                "edge-cache: the origin's response broke off before its end\n",
+            ),
+            OriginError::InvalidStatus(_) => (
+                StatusCode::BAD_GATEWAY,
+                "origin-invalid-status",
+                "edge-cache: the origin answered a status that is not a final response\n",
+            ),
             OriginError::Unreachable(_) => (
                 StatusCode::BAD_GATEWAY,
                 "origin-unreachable",

@@ -103,11 +103,30 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         marker
     }
 
+    /// Stores `response` once its whole body has arrived. A body cut short
+    /// (the origin closed early, a chunked body lost its end) or shorter or
+    /// longer than its `Content-Length` is never stored: served from cache
+    /// it would look complete to every later client.
     pub(super) fn put_in_background(&self, url: String, response: Response<B>) {
         let storage = self.storage.clone();
         let log = self.background.clone();
         self.background.spawn(async move {
-            if let Err(e) = storage.put(&url, response).await {
+            let (parts, body) = response.into_parts();
+            let (body, length) = match body.buffered().await {
+                Ok(whole) => whole,
+                Err(e) => return log.warn(&format!("not stored, body incomplete: {url}: {e}")),
+            };
+            let declared = parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if let Some(declared) = declared.filter(|declared| *declared != length) {
+                return log.warn(&format!(
+                    "not stored, {length} bytes of a {declared}-byte body: {url}"
+                ));
+            }
+            if let Err(e) = storage.put(&url, Response::from_parts(parts, body)).await {
                 log.warn(&format!("cache write failed for {url}: {e}"));
             }
         });

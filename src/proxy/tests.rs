@@ -478,7 +478,142 @@ fn admin_path_is_reserved() {
     assert_eq!(r.status(), 404);
     assert_eq!(status(&r), "edge-cache; detail=admin");
     assert_eq!(h.get("/_administrator").status(), 200);
+    for method in ["GET", "POST", "DELETE"] {
+        for path in ["/%5Fadmin/purge", "//_admin/x", "/_ADMIN/x", "/_admin;x/y"] {
+            let r = h.send(method, path, &[]);
+            assert_eq!(status(&r), "edge-cache; detail=admin", "{method} {path}");
+        }
+    }
     assert_eq!(h.calls(), 1);
+}
+
+/// An origin answering `status` with `body` and `headers`.
+fn answer(
+    code: u16,
+    headers: &'static [(&'static str, &'static str)],
+    body: &'static [u8],
+) -> impl Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError> {
+    move |_| {
+        let mut r = Response::new(body.to_vec());
+        *r.status_mut() = StatusCode::from_u16(code).unwrap();
+        for (k, v) in headers {
+            r.headers_mut().append(*k, v.parse().unwrap());
+        }
+        Ok(r)
+    }
+}
+
+#[test]
+fn a_body_that_broke_off_is_never_stored() {
+    // With Content-Length the client sees the short body for what it is;
+    // storage must not keep it.
+    let h = harness(answer(
+        200,
+        &[("cache-control", "max-age=60"), ("content-length", "100")],
+        b"part\0<truncated>",
+    ));
+    h.get("/cut");
+    assert!(h.proxy.storage.entries.borrow().is_empty());
+    assert!(h.proxy.background.warnings.borrow()[0].contains("body incomplete"));
+    // Without it, the body is read whole before it is sent: the client gets a 502.
+    let h = harness(answer(
+        200,
+        &[("cache-control", "max-age=60")],
+        b"part\0<truncated>",
+    ));
+    let r = h.get("/chunked");
+    assert_eq!(r.status(), 502);
+    assert_eq!(
+        status(&r),
+        "edge-cache; fwd=uri-miss; fwd-status=200; detail=origin-incomplete"
+    );
+    assert!(h.proxy.storage.entries.borrow().is_empty());
+}
+
+#[test]
+fn a_body_longer_or_shorter_than_its_length_is_never_stored() {
+    for length in ["3", "9"] {
+        let headers: &'static [(&str, &str)] = match length {
+            "3" => &[("cache-control", "max-age=60"), ("content-length", "3")],
+            _ => &[("cache-control", "max-age=60"), ("content-length", "9")],
+        };
+        let h = harness(answer(200, headers, b"hello"));
+        h.get("/len");
+        assert!(h.proxy.storage.entries.borrow().is_empty(), "{length}");
+        h.get("/len");
+        assert_eq!(h.calls(), 2, "{length}");
+    }
+}
+
+#[test]
+fn statuses_outside_200_to_599_are_a_502_and_never_stored() {
+    for code in [100, 101, 103, 600, 999] {
+        let h = harness(answer(code, &[("cache-control", "max-age=60")], b"odd"));
+        let r = h.get("/odd");
+        assert_eq!(r.status(), 502, "{code}");
+        assert_eq!(
+            status(&r),
+            "edge-cache; fwd=uri-miss; detail=origin-invalid-status"
+        );
+        h.get("/odd");
+        assert_eq!(h.calls(), 2, "{code}");
+    }
+}
+
+#[test]
+fn a_304_for_another_representation_refetches_in_full() {
+    let h = harness(|req: &Request<Vec<u8>>| {
+        let mut r = Response::new(Vec::new());
+        if req.headers().contains_key("if-none-match") {
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+        } else {
+            *r.body_mut() = b"two".to_vec();
+        }
+        r.headers_mut().insert("etag", "\"v2\"".parse().unwrap());
+        r.headers_mut()
+            .insert("cache-control", "max-age=60".parse().unwrap());
+        Ok(r)
+    });
+    // Stored v1, stale on arrival but revalidatable.
+    let stored = harness(answer(
+        200,
+        &[
+            ("cache-control", "max-age=60"),
+            ("age", "60"),
+            ("etag", "\"v1\""),
+        ],
+        b"one",
+    ));
+    stored.get("/swap");
+    *h.proxy.storage.entries.borrow_mut() = stored.proxy.storage.entries.borrow().clone();
+    let r = h.get("/swap");
+    assert_eq!(r.body(), b"two");
+    assert_eq!(r.headers()["etag"], "\"v2\"");
+    assert_eq!(h.calls(), 2);
+    assert!(!h.proxy.origin.seen.borrow()[1]
+        .headers()
+        .contains_key("if-none-match"));
+    assert_eq!(h.get("/swap").body(), b"two");
+    assert_eq!(h.calls(), 2);
+}
+
+#[test]
+fn a_range_miss_keeps_its_preconditions() {
+    let h = harness(ok(&[("cache-control", "max-age=60")], "full"));
+    h.send(
+        "GET",
+        "/r",
+        &[
+            ("range", "bytes=0-1"),
+            ("if-range", "\"v1\""),
+            ("if-match", "\"v1\""),
+        ],
+    );
+    h.send("GET", "/s", &[("if-none-match", "\"v1\"")]);
+    let seen = h.proxy.origin.seen.borrow();
+    assert_eq!(seen[0].headers()["if-range"], "\"v1\"");
+    assert_eq!(seen[0].headers()["if-match"], "\"v1\"");
+    assert!(!seen[1].headers().contains_key("if-none-match"));
 }
 
 #[test]
@@ -620,17 +755,30 @@ fn vary_on_device_type_keys_on_the_class_not_the_agent() {
 }
 
 #[test]
-fn vary_user_agent_is_keyed_on_device_class_by_default() {
+fn vary_user_agent_is_keyed_on_the_raw_agent_by_default() {
     let h = harness(echo("User-Agent"));
+    h.send("GET", "/ua", &[("user-agent", IPHONE)]);
+    assert!(status(&h.send("GET", "/ua", &[("user-agent", PIXEL)])).contains("fwd=vary-miss"));
+    assert_eq!(
+        h.proxy.origin.seen.borrow()[1].headers()["user-agent"],
+        PIXEL
+    );
+}
+
+#[test]
+fn keyed_by_device_the_origin_sees_only_the_class_agent() {
+    let mut h = harness(echo("User-Agent"));
+    h.proxy.config.user_agent = UserAgentKey::Device;
     h.send("GET", "/ua", &[("user-agent", IPHONE)]);
     assert_eq!(
         status(&h.send("GET", "/ua", &[("user-agent", PIXEL)])),
         "edge-cache; hit; ttl=60"
     );
-    let mut raw = harness(echo("User-Agent"));
-    raw.proxy.config.user_agent = UserAgentKey::Raw;
-    raw.send("GET", "/ua", &[("user-agent", IPHONE)]);
-    assert!(status(&raw.send("GET", "/ua", &[("user-agent", PIXEL)])).contains("fwd=vary-miss"));
+    let canonical = crate::device::DeviceClass::Mobile.canonical_agent();
+    assert_eq!(
+        h.proxy.origin.seen.borrow()[0].headers()["user-agent"],
+        canonical
+    );
 }
 
 #[test]
