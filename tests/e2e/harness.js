@@ -5,14 +5,18 @@ import http from 'node:http';
 import net from 'node:net';
 import { Miniflare } from 'miniflare';
 
-/** An origin whose answers are set per path; every request it sees is recorded. */
+/**
+ * An origin whose answers are set per path; every request it sees is recorded.
+ * An answer is `{status, headers, body}`, `'hang'`, `'reset'`, or `{raw}`:
+ * bytes written to the socket as they are before it closes.
+ */
 export async function startOrigin() {
   const routes = new Map();
   const seen = [];
   const server = http.createServer({ maxHeaderSize: 256 * 1024 }, async (req, res) => {
     const chunks = [];
     for await (const chunk of req) chunks.push(chunk);
-    const request = { method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() };
+    const request = { method: req.method, url: req.url, headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.concat(chunks).toString() };
     seen.push(request);
     const path = req.url.split('?')[0];
     const route = routes.get(path);
@@ -23,6 +27,8 @@ export async function startOrigin() {
     const answer = await route(request, seen.filter((r) => r.url.split('?')[0] === path).length);
     if (answer === 'hang') return; // never answers
     if (answer === 'reset') return req.socket.destroy();
+    // Hand-made bytes (a broken framing, say), then the connection closes.
+    if (answer.raw) return req.socket.end(answer.raw);
     res.writeHead(answer.status ?? 200, answer.headers ?? {});
     res.end(answer.body ?? '');
   });
@@ -54,7 +60,7 @@ export async function startWorker(vars = {}) {
     kvNamespaces: ['CACHE_KV'],
     bindings: { ADMIN_PATH: '/_admin', CACHE_NAME: 'edge-cache', ...vars },
   });
-  await mf.ready;
+  const url = await mf.ready;
   const fetch = async (path, init = {}) => {
     const res = await mf.dispatchFetch(new URL(path, 'http://shop.test'), { redirect: 'manual', ...init });
     const body = await res.text();
@@ -62,6 +68,8 @@ export async function startWorker(vars = {}) {
   };
   return {
     fetch,
+    /** Sends `fields` as they are, over a socket (see `rawRequest`). */
+    raw: (path, fields, options) => rawRequest(url, path, fields, options),
     /** Waits until `path` is answerable from cache (background writes finish after the response). */
     async stored(path, headers = {}) {
       for (let i = 0; i < 100; i++) {
@@ -73,6 +81,68 @@ export async function startWorker(vars = {}) {
     },
     dispose: () => mf.dispose(),
   };
+}
+
+/**
+ * Sends one request byte for byte to `base` (repeated fields, any spelling,
+ * no decompression) and reads the answer to the end of the connection.
+ * `complete` says whether the body arrived whole (its Content-Length, or a
+ * chunked body's last chunk).
+ */
+export function rawRequest(base, path, fields = [], { method = 'GET', host = 'shop.test', body = '' } = {}) {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname, () => {
+      const lines = fields.map(([name, value]) => `${name}: ${value}\r\n`).join('');
+      const length = body ? `Content-Length: ${Buffer.byteLength(body)}\r\n` : '';
+      socket.write(`${method} ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n${length}${lines}\r\n${body}`);
+    });
+    const chunks = [];
+    socket.on('data', (chunk) => {
+      chunks.push(chunk);
+      // Done as soon as the framing says so: the server may keep the connection.
+      const parsed = parseResponse(Buffer.concat(chunks), method);
+      if (parsed?.complete) {
+        socket.destroy();
+        resolve(parsed);
+      }
+    });
+    socket.on('error', reject);
+    socket.on('close', () => resolve(parseResponse(Buffer.concat(chunks), method) ?? { status: 0, headers: {}, body: Buffer.alloc(0), complete: false }));
+  });
+}
+
+/** The response in `raw` so far; `null` until its head has arrived. */
+function parseResponse(raw, method) {
+  const end = raw.indexOf('\r\n\r\n');
+  if (end < 0) return null;
+  const head = raw.subarray(0, end).toString('latin1').split('\r\n');
+  const status = Number(head[0].split(' ')[1]);
+  const headers = {};
+  for (const line of head.slice(1)) {
+    const colon = line.indexOf(':');
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+  }
+  let rest = raw.subarray(end + 4);
+  if (method === 'HEAD' || [204, 304].includes(status)) return { status, headers, body: Buffer.alloc(0), complete: true };
+  if (headers['transfer-encoding'] === 'chunked') {
+    const parts = [];
+    for (;;) {
+      const lineEnd = rest.indexOf('\r\n');
+      if (lineEnd < 0) return { status, headers, body: Buffer.concat(parts), complete: false };
+      const size = parseInt(rest.subarray(0, lineEnd).toString(), 16);
+      if (size === 0) return { status, headers, body: Buffer.concat(parts), complete: true };
+      const chunk = rest.subarray(lineEnd + 2, lineEnd + 2 + size);
+      parts.push(chunk);
+      if (chunk.length < size) return { status, headers, body: Buffer.concat(parts), complete: false };
+      rest = rest.subarray(lineEnd + 2 + size + 2);
+    }
+  }
+  const length = headers['content-length'];
+  const complete = length === undefined || rest.length === Number(length);
+  return { status, headers, body: rest, complete };
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
