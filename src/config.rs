@@ -10,6 +10,7 @@ use crate::cookies::BypassCookies;
 use crate::key::{PathRules, UserAgentKey};
 use crate::normalize::{TrackingParams, DEFAULT_TRACKING};
 use crate::policy::PolicyOptions;
+use crate::stale::StaleDefaults;
 use http::{HeaderName, Uri};
 
 /// Everything the worker reads from `[vars]` and secrets.
@@ -25,6 +26,8 @@ pub struct Config {
     pub policy: PolicyOptions,
     /// `RETAIN_STALE`: seconds an entry is kept past its freshness for revalidation (default one day).
     pub retain_stale: u64,
+    /// `STALE_WHILE_REVALIDATE`, `STALE_IF_ERROR`: windows for responses that name none.
+    pub stale: StaleDefaults,
     /// `ORIGIN_TIMEOUT`: seconds to wait for the origin's response headers (default 30).
     pub origin_timeout_secs: u32,
     /// `TRACKING_PARAMS`: query parameters dropped from the key and the origin URL.
@@ -154,19 +157,21 @@ impl Config {
                 }
             },
         };
-        let retain_stale = match get("RETAIN_STALE") {
-            None => 86_400,
+        // Seconds, at most one year.
+        let seconds = |name: &'static str, default: u64| match get(name) {
+            None => Ok(default),
             Some(v) => v
                 .parse::<u64>()
                 .ok()
                 .filter(|s| *s <= 365 * 86_400)
-                .ok_or_else(|| {
-                    err(
-                        "RETAIN_STALE",
-                        format!("{v:?} must be seconds, at most one year"),
-                    )
-                })?,
+                .ok_or_else(|| err(name, format!("{v:?} must be seconds, at most one year"))),
         };
+        let retain_stale = seconds("RETAIN_STALE", 86_400)?;
+        let stale = StaleDefaults {
+            while_revalidate: seconds("STALE_WHILE_REVALIDATE", 0)?,
+            if_error: seconds("STALE_IF_ERROR", 0)?,
+        };
+        let negative_ttl = seconds("NEGATIVE_TTL", 30)?;
         let origin_timeout_secs = match get("ORIGIN_TIMEOUT") {
             None => 30,
             Some(v) => v
@@ -223,8 +228,12 @@ impl Config {
             path_rules,
             admin_path,
             cache_name,
-            policy: PolicyOptions { heuristic_percent },
+            policy: PolicyOptions {
+                heuristic_percent,
+                negative_ttl,
+            },
             retain_stale,
+            stale,
         })
     }
 }
@@ -255,6 +264,8 @@ mod tests {
         assert_eq!(c.cache_name, "edge-cache");
         assert_eq!(c.policy.heuristic_percent, 0);
         assert_eq!(c.retain_stale, 86_400);
+        assert_eq!(c.policy.negative_ttl, 30);
+        assert_eq!(c.stale, StaleDefaults::default());
         assert_eq!(c.origin_timeout_secs, 30);
         assert_eq!(
             parse(&[("ORIGIN", "  ")]).unwrap().origin,
@@ -291,6 +302,9 @@ mod tests {
             ("HEURISTIC_FRESHNESS", "ten"),
             ("RETAIN_STALE", "-1"),
             ("RETAIN_STALE", "99999999999"),
+            ("STALE_WHILE_REVALIDATE", "soon"),
+            ("STALE_IF_ERROR", "-5"),
+            ("NEGATIVE_TTL", "1.5"),
             ("ORIGIN_TIMEOUT", "0"),
             ("TRACKING_PARAMS", "*"),
             ("COUNTRY_HEADER", "bad header"),

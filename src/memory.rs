@@ -141,10 +141,16 @@ pub struct QueuedBackground {
 }
 
 impl QueuedBackground {
+    /// Runs the queue until it is empty, tasks spawned by tasks included.
     pub fn run(&self) {
-        let tasks: Vec<Task> = self.tasks.borrow_mut().drain(..).collect();
-        for task in tasks {
-            futures::executor::block_on(task);
+        loop {
+            let tasks: Vec<Task> = self.tasks.borrow_mut().drain(..).collect();
+            if tasks.is_empty() {
+                return;
+            }
+            for task in tasks {
+                futures::executor::block_on(task);
+            }
         }
     }
 }

@@ -91,6 +91,12 @@ pub struct EntryMeta {
     /// Origin values of the shadowed fields, restored when served.
     #[serde(default)]
     pub shadow: Vec<(String, String)>,
+    /// The response's `stale-while-revalidate` (see [`crate::stale`]).
+    #[serde(default)]
+    pub stale_while_revalidate: Option<u64>,
+    /// The response's `stale-if-error` (see [`crate::stale`]).
+    #[serde(default)]
+    pub stale_if_error: Option<u64>,
 }
 
 /// Whether a stored response may be used without contacting the origin.
@@ -122,6 +128,8 @@ impl EntryMeta {
             shared_with_auth: plan.shared_with_auth,
             status: status.as_u16(),
             shadow: Vec::new(),
+            stale_while_revalidate: plan.stale_while_revalidate,
+            stale_if_error: plan.stale_if_error,
         }
     }
 
@@ -226,6 +234,8 @@ mod tests {
             revalidate,
             shared_with_auth: false,
             strip_fields: vec![],
+            stale_while_revalidate: None,
+            stale_if_error: None,
         }
     }
 

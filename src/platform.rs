@@ -72,8 +72,9 @@ impl std::fmt::Display for OriginError {
 }
 
 /// The origin server. Requests arrive with the client's URI; the
-/// implementation decides where that URI points.
-pub trait Origin<B> {
+/// implementation decides where that URI points. Cloned into background
+/// revalidations.
+pub trait Origin<B>: Clone + 'static {
     fn fetch(
         &self,
         request: http::Request<B>,

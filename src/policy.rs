@@ -24,6 +24,8 @@ pub struct PolicyOptions {
     /// Percent of `Date - Last-Modified` used as heuristic freshness
     /// (RFC 9111 §4.2.2). Zero disables heuristics.
     pub heuristic_percent: u8,
+    /// Freshness of a 404 or 410 that gives none (`NEGATIVE_TTL`); zero disables.
+    pub negative_ttl: u64,
 }
 
 /// Which field the caching directives were taken from.
@@ -115,6 +117,9 @@ pub enum Revalidate {
     /// Once stale it must never be served without revalidation
     /// (`must-revalidate` / `proxy-revalidate`, §5.2.2.2, §5.2.2.8).
     MustWhenStale,
+    /// `s-maxage`, which implies `proxy-revalidate` for a shared cache
+    /// (§5.2.2.10): stale only within windows the response itself grants.
+    SharedMaxAge,
     /// Before every use (`no-cache`, §5.2.2.4).
     Always,
 }
@@ -129,6 +134,10 @@ pub struct Storable {
     pub shared_with_auth: bool,
     /// Fields to drop from the stored copy (`private="…"` / `no-cache="…"`).
     pub strip_fields: Vec<String>,
+    /// `stale-while-revalidate` of the governing field (RFC 5861 §3).
+    pub stale_while_revalidate: Option<u64>,
+    /// `stale-if-error` of the governing field (RFC 5861 §4).
+    pub stale_if_error: Option<u64>,
 }
 
 /// Status codes whose meaning this cache knows; only these survive
@@ -215,6 +224,8 @@ pub fn storability(
         Revalidate::Always
     } else if cc.has("must-revalidate") || cc.has("proxy-revalidate") {
         Revalidate::MustWhenStale
+    } else if cc.has("s-maxage") {
+        Revalidate::SharedMaxAge
     } else {
         Revalidate::WhenStale
     };
@@ -223,6 +234,8 @@ pub fn storability(
         revalidate,
         shared_with_auth,
         strip_fields,
+        stale_while_revalidate: cc.seconds("stale-while-revalidate"),
+        stale_if_error: cc.seconds("stale-if-error"),
     })
 }
 
@@ -251,6 +264,11 @@ pub fn freshness_lifetime(
             Some(expires) => secs_between(date, expires),
             None => 0,
         });
+    }
+    // Negative caching: a missing page asked for again and again costs the
+    // origin as much as a present one. Explicit freshness above always wins.
+    if matches!(status.as_u16(), 404 | 410) && options.negative_ttl > 0 {
+        return Some(options.negative_ttl);
     }
     if options.heuristic_percent == 0 || !(heuristically_cacheable(status) || cc.has("public")) {
         return None;
@@ -377,6 +395,7 @@ mod tests {
         }
         let heuristic = PolicyOptions {
             heuristic_percent: 10,
+            negative_ttl: 0,
         };
         let check = |res: &[(&str, &str)], status: u16| {
             storability(
@@ -404,6 +423,51 @@ mod tests {
         assert_eq!(
             check(&[("date", &date), ("last-modified", &hour_ago)], 500),
             Err(R::NoFreshness)
+        );
+    }
+
+    #[test]
+    fn negative_ttl_for_404_and_410_without_freshness() {
+        let negative = PolicyOptions {
+            heuristic_percent: 0,
+            negative_ttl: 30,
+        };
+        let check = |status: u16, res: &[(&str, &str)], options| {
+            storability(
+                &HeaderMap::new(),
+                StatusCode::from_u16(status).unwrap(),
+                &headers(res),
+                UNIX_EPOCH + Duration::from_secs(NOW),
+                options,
+            )
+            .map(|s| s.fresh_for)
+        };
+        assert_eq!(check(404, &[], negative), Ok(30));
+        assert_eq!(check(410, &[], negative), Ok(30));
+        // Explicit origin freshness wins, either way.
+        assert_eq!(
+            check(404, &[("cache-control", "max-age=5")], negative),
+            Ok(5)
+        );
+        assert_eq!(
+            check(404, &[("cache-control", "max-age=0")], negative),
+            Err(NoStoreReason::NoValidator)
+        );
+        assert_eq!(
+            check(404, &[("cache-control", "no-store")], negative),
+            Err(NoStoreReason::ResponseNoStore)
+        );
+        // Other errors never, and 0 turns it off.
+        for status in [400, 403, 500, 503] {
+            assert_eq!(
+                check(status, &[], negative),
+                Err(NoStoreReason::NoFreshness),
+                "{status}"
+            );
+        }
+        assert_eq!(
+            check(404, &[], PolicyOptions::default()),
+            Err(NoStoreReason::NoFreshness)
         );
     }
 

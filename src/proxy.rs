@@ -29,6 +29,7 @@ use crate::normalize::{normalize, NormalizedUri};
 use crate::platform::{Background, Body, Origin, OriginError, PlatformError, Storage};
 use crate::policy::{storability, Storable};
 use crate::range::{self, RangeResponse};
+use crate::stale::{self, StaleUse};
 use crate::status::{CacheStatus, Phase};
 use crate::variance::vary_names;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -64,7 +65,9 @@ struct Stored<B> {
     meta: EntryMeta,
 }
 
-/// What the lookup found for a request.
+/// What the lookup found for a request. One lives per request, briefly: not
+/// worth a heap allocation on every hit to shrink the miss variants.
+#[allow(clippy::large_enum_variant)]
 enum Lookup<B> {
     Found(Entry<B>),
     UriMiss,
@@ -78,6 +81,20 @@ pub struct Proxy<B, S, O, W> {
     pub background: W,
     pub config: Config,
     _body: PhantomData<B>,
+}
+
+/// A copy shares storage, origin and background with the original: what a
+/// background revalidation owns.
+impl<B, S: Clone, O: Clone, W: Clone> Clone for Proxy<B, S, O, W> {
+    fn clone(&self) -> Self {
+        Proxy {
+            storage: self.storage.clone(),
+            origin: self.origin.clone(),
+            background: self.background.clone(),
+            config: self.config.clone(),
+            _body: PhantomData,
+        }
+    }
 }
 
 impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
@@ -191,7 +208,31 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             Freshness::Stale(_) if only_if_cached => {
                 self.not_cached("only a stale response is cached", now)
             }
-            Freshness::Stale(_) => self.revalidate(request, &key, entry, now).await,
+            Freshness::Stale(_) => {
+                let swr = stale::servable(
+                    &entry.meta,
+                    now,
+                    StaleUse::WhileRevalidate,
+                    &self.config.stale,
+                    self.config.retain_stale,
+                );
+                match swr {
+                    Some(_) => {
+                        self.revalidate_in_background(&request, &key, now);
+                        let usage = StaleUse::WhileRevalidate;
+                        self.serve_stale(
+                            entry,
+                            usage,
+                            None,
+                            request.headers(),
+                            request.method(),
+                            now,
+                        )
+                        .await
+                    }
+                    None => self.revalidate(request, &key, entry, now).await,
+                }
+            }
         }
     }
 
@@ -261,97 +302,6 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                 self.background
                     .warn(&format!("cache read failed for {url}: {e}"));
                 None
-            }
-        }
-    }
-
-    /// A stale (or always-revalidate) entry: ask the origin with its validators.
-    async fn revalidate(
-        &self,
-        request: Request<B>,
-        key: &CacheKey,
-        entry: Entry<B>,
-        now: SystemTime,
-    ) -> Response<B> {
-        let Some(validators) = conditional::validators(entry.response.headers()) else {
-            return self
-                .fill(
-                    request,
-                    Some(key),
-                    entry.marker,
-                    CacheStatus::new(Phase::Stale),
-                    now,
-                )
-                .await;
-        };
-        let client_headers = request.headers().clone();
-        let method = request.method().clone();
-        let (request_parts, body) = request.into_parts();
-        let mut origin_request = origin_request(Request::from_parts(request_parts.clone(), body));
-        for (name, value) in validators {
-            origin_request.headers_mut().insert(name, value);
-        }
-        let response = match self.fetch_origin(origin_request).await {
-            Ok(r) => r,
-            Err(e) => return self.origin_failed(CacheStatus::new(Phase::Stale), e, now),
-        };
-        if response.status() == StatusCode::NOT_MODIFIED
-            && !conditional::selects(entry.response.headers(), response.headers())
-        {
-            // §4.3.4: a 304 naming another representation updates nothing;
-            // fetch the current one in full.
-            let status = CacheStatus::new(Phase::Stale);
-            let request = Request::from_parts(request_parts, B::empty());
-            return self
-                .fill(request, Some(key), entry.marker, status, now)
-                .await;
-        }
-        if response.status() != StatusCode::NOT_MODIFIED {
-            let status = CacheStatus::new(Phase::Stale);
-            return self
-                .store_and_respond(
-                    response,
-                    &client_headers,
-                    &method,
-                    Some(key),
-                    entry.marker,
-                    status,
-                    now,
-                )
-                .await;
-        }
-        // §4.3.4: freshen the stored response with the 304's fields.
-        let mut status = CacheStatus::new(Phase::Stale);
-        status.fwd_status = Some(304);
-        let (not_modified, _) = response.into_parts();
-        let (mut parts, body) = entry.response.into_parts();
-        conditional::freshen(&mut parts.headers, &not_modified.headers);
-        match storability(
-            &client_headers,
-            parts.status,
-            &parts.headers,
-            now,
-            self.config.policy,
-        ) {
-            Ok(plan) => {
-                let client = (&client_headers, &method);
-                let stored = self.store(key, entry.marker, &plan, &mut parts, body, client, now);
-                status.stored = true;
-                status.ttl = Some(stored.meta.ttl(now));
-                self.serve_stored(
-                    parts,
-                    stored.client_body,
-                    &stored.meta,
-                    &client_headers,
-                    &method,
-                    status,
-                    now,
-                )
-                .await
-            }
-            Err(reason) => {
-                status.detail = Some(reason.as_str());
-                self.deliver(parts, body, &client_headers, &method, status)
             }
         }
     }
@@ -452,6 +402,7 @@ fn origin_request<B: Body>(request: Request<B>) -> Request<B> {
 
 mod forward;
 mod respond;
+mod revalidate;
 
 pub use respond::local_response;
 mod store;

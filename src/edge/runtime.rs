@@ -55,6 +55,7 @@ impl Storage<EdgeBody> for EdgeStorage {
 }
 
 /// Where misses go.
+#[derive(Clone)]
 pub enum OriginTarget {
     /// `ORIGIN`: a URL the request path is appended to.
     Url(OriginBase),
@@ -63,6 +64,7 @@ pub enum OriginTarget {
 }
 
 /// The origin, with the time it gets to answer.
+#[derive(Clone)]
 pub struct EdgeOrigin {
     pub target: OriginTarget,
     pub timeout_ms: u32,

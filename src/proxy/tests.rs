@@ -907,3 +907,133 @@ fn a_request_without_a_host_bypasses_the_cache() {
     );
     assert!(h.proxy.storage.entries.borrow().is_empty());
 }
+
+impl Harness {
+    /// Replaces what the origin answers from now on.
+    fn answer_with(
+        &self,
+        handler: impl Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError> + 'static,
+    ) {
+        *self.proxy.origin.handler.borrow_mut() = Box::new(handler);
+    }
+}
+
+#[test]
+fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
+    let mut h = harness(ok(
+        &[
+            ("cache-control", "max-age=60, stale-while-revalidate=30"),
+            ("etag", "\"v1\""),
+        ],
+        "one",
+    ));
+    h.get("/swr");
+    h.advance(70);
+    h.answer_with(answer(
+        304,
+        &[("cache-control", "max-age=60, stale-while-revalidate=30"), ("etag", "\"v1\"")],
+        b"",
+    ));
+    // `send` runs the background work after the response, as wait_until does.
+    let stale = h.get("/swr");
+    assert_eq!(
+        status(&stale),
+        "edge-cache; hit; ttl=-10; detail=stale-while-revalidate"
+    );
+    assert_eq!(stale.body(), b"one");
+    assert_eq!(h.calls(), 2);
+    let seen = h.proxy.origin.seen.borrow()[1].headers().clone();
+    assert_eq!(seen["if-none-match"], "\"v1\"");
+    let fresh = h.get("/swr");
+    assert_eq!(status(&fresh), "edge-cache; hit; ttl=60");
+    assert_eq!(fresh.body(), b"one");
+    // Past the window the client waits for the revalidation.
+    h.advance(95);
+    assert!(status(&h.get("/swr")).starts_with("edge-cache; fwd=stale; fwd-status=304"));
+}
+
+#[test]
+fn stale_if_error_hides_origin_failures_inside_its_window_only() {
+    let mut h = harness(ok(
+        &[("cache-control", "max-age=60, stale-if-error=300")],
+        "good",
+    ));
+    h.get("/sie");
+    h.advance(100);
+    h.answer_with(answer(503, &[], b"down"));
+    let masked = h.get("/sie");
+    assert_eq!(
+        status(&masked),
+        "edge-cache; fwd=stale; fwd-status=503; ttl=-40; detail=stale-if-error"
+    );
+    assert_eq!(masked.status(), 200);
+    assert_eq!(masked.body(), b"good");
+    h.answer_with(|_| Err(OriginError::TimedOut));
+    let timed_out = h.get("/sie");
+    assert_eq!(
+        status(&timed_out),
+        "edge-cache; fwd=stale; ttl=-40; detail=stale-if-error"
+    );
+    h.answer_with(|_| Err(OriginError::Unreachable("reset".into())));
+    assert_eq!(h.get("/sie").body(), b"good");
+    // Not for a 404 or a 501: those are answers, not failures.
+    h.answer_with(answer(404, &[], b"gone"));
+    assert_eq!(h.get("/sie").status(), 404);
+    h.answer_with(answer(503, &[], b"down"));
+    h.advance(300);
+    let past = h.get("/sie");
+    assert_eq!(past.status(), 503);
+    assert_eq!(past.body(), b"down");
+}
+
+#[test]
+fn configured_windows_never_override_a_prohibition() {
+    for cache_control in ["max-age=60, must-revalidate", "s-maxage=60", "no-cache"] {
+        let mut h = harness(|_| unreachable!());
+        h.proxy.config.stale = crate::stale::StaleDefaults {
+            while_revalidate: 600,
+            if_error: 600,
+        };
+        let cc: &'static str = Box::leak(cache_control.to_string().into_boxed_str());
+        let headers: &'static [(&str, &str)] =
+            Box::leak(vec![("cache-control", cc), ("etag", "\"e\"")].into_boxed_slice());
+        h.answer_with(ok(headers, "x"));
+        h.get("/p");
+        h.advance(61);
+        h.answer_with(answer(503, &[], b"down"));
+        let r = h.get("/p");
+        assert_eq!(r.status(), 503, "{cache_control}");
+    }
+}
+
+#[test]
+fn defaults_apply_to_responses_that_name_no_window() {
+    let mut h = harness(ok(&[("cache-control", "max-age=60")], "x"));
+    h.proxy.config.stale = crate::stale::StaleDefaults {
+        while_revalidate: 30,
+        if_error: 0,
+    };
+    h.get("/d");
+    h.advance(61);
+    assert!(status(&h.get("/d")).ends_with("detail=stale-while-revalidate"));
+}
+
+#[test]
+fn missing_pages_are_cached_for_negative_ttl() {
+    let mut h = harness(answer(404, &[], b"no such page"));
+    let first = h.get("/missing");
+    assert_eq!(
+        status(&first),
+        "edge-cache; fwd=uri-miss; fwd-status=404; stored; ttl=30"
+    );
+    assert_eq!(h.get("/missing").status(), 404);
+    assert_eq!(h.calls(), 1);
+    h.advance(31);
+    h.get("/missing");
+    assert_eq!(h.calls(), 2);
+    let mut off = harness(answer(410, &[], b"gone"));
+    off.proxy.config.policy.negative_ttl = 0;
+    off.get("/gone");
+    off.get("/gone");
+    assert_eq!(off.calls(), 2);
+}

@@ -1,0 +1,169 @@
+//! Stale entries: revalidation with the origin (RFC 9111 §4.3), in the
+//! foreground or in the background, and serving stale where
+//! [`crate::stale`] allows it.
+
+use super::*;
+
+impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
+    /// A stale (or always-revalidate) entry: ask the origin, conditionally
+    /// when the entry has validators. A 304 that selects the entry freshens
+    /// it; any other answer replaces it. When the origin fails and the entry
+    /// is inside its `stale-if-error` window, the entry answers instead.
+    pub(super) async fn revalidate(
+        &self,
+        request: Request<B>,
+        key: &CacheKey,
+        entry: Entry<B>,
+        now: SystemTime,
+    ) -> Response<B> {
+        let validators = conditional::validators(entry.response.headers());
+        let client_headers = request.headers().clone();
+        let method = request.method().clone();
+        let (request_parts, body) = request.into_parts();
+        let mut origin_request = origin_request(Request::from_parts(request_parts.clone(), body));
+        for (name, value) in validators.iter().flatten() {
+            origin_request
+                .headers_mut()
+                .insert(name.clone(), value.clone());
+        }
+        let if_error = stale::servable(
+            &entry.meta,
+            now,
+            StaleUse::IfError,
+            &self.config.stale,
+            self.config.retain_stale,
+        );
+        let status = CacheStatus::new(Phase::Stale);
+        let response = match (self.fetch_origin(origin_request).await, if_error) {
+            (Err(e), Some(_)) => {
+                self.background.warn(&e.to_string());
+                let usage = StaleUse::IfError;
+                return self
+                    .serve_stale(entry, usage, None, &client_headers, &method, now)
+                    .await;
+            }
+            (Err(e), None) => return self.origin_failed(status, e, now),
+            (Ok(r), Some(_)) if stale::is_error_status(r.status()) => {
+                let code = Some(r.status().as_u16());
+                return self
+                    .serve_stale(
+                        entry,
+                        StaleUse::IfError,
+                        code,
+                        &client_headers,
+                        &method,
+                        now,
+                    )
+                    .await;
+            }
+            (Ok(r), _) => r,
+        };
+        if response.status() != StatusCode::NOT_MODIFIED || validators.is_none() {
+            return self
+                .store_and_respond(
+                    response,
+                    &client_headers,
+                    &method,
+                    Some(key),
+                    entry.marker,
+                    status,
+                    now,
+                )
+                .await;
+        }
+        if !conditional::selects(entry.response.headers(), response.headers()) {
+            // §4.3.4: a 304 naming another representation updates nothing;
+            // fetch the current one in full.
+            let request = Request::from_parts(request_parts, B::empty());
+            return self
+                .fill(request, Some(key), entry.marker, status, now)
+                .await;
+        }
+        // §4.3.4: freshen the stored response with the 304's fields.
+        let mut status = status;
+        status.fwd_status = Some(304);
+        let (not_modified, _) = response.into_parts();
+        let (mut parts, body) = entry.response.into_parts();
+        conditional::freshen(&mut parts.headers, &not_modified.headers);
+        match storability(
+            &client_headers,
+            parts.status,
+            &parts.headers,
+            now,
+            self.config.policy,
+        ) {
+            Ok(plan) => {
+                let client = (&client_headers, &method);
+                let stored = self.store(key, entry.marker, &plan, &mut parts, body, client, now);
+                status.stored = true;
+                status.ttl = Some(stored.meta.ttl(now));
+                self.serve_stored(
+                    parts,
+                    stored.client_body,
+                    &stored.meta,
+                    &client_headers,
+                    &method,
+                    status,
+                    now,
+                )
+                .await
+            }
+            Err(reason) => {
+                status.detail = Some(reason.as_str());
+                self.deliver(parts, body, &client_headers, &method, status)
+            }
+        }
+    }
+
+    /// Serves a stale entry for `usage`: `hit` for stale-while-revalidate
+    /// (the origin was not waited for), `fwd=stale` with the origin's
+    /// status for stale-if-error; a negative `ttl` either way.
+    pub(super) async fn serve_stale(
+        &self,
+        entry: Entry<B>,
+        usage: StaleUse,
+        fwd_status: Option<u16>,
+        request: &HeaderMap,
+        method: &Method,
+        now: SystemTime,
+    ) -> Response<B> {
+        let mut status = match usage {
+            StaleUse::WhileRevalidate => CacheStatus::new(Phase::Hit),
+            StaleUse::IfError => CacheStatus::new(Phase::Stale),
+        };
+        status.fwd_status = fwd_status;
+        status.ttl = Some(entry.meta.ttl(now));
+        status.detail = Some(usage.detail());
+        let (parts, body) = entry.response.into_parts();
+        self.serve_stored(parts, body, &entry.meta, request, method, status, now)
+            .await
+    }
+
+    /// Revalidates the entry for `request` after the response is sent
+    /// (`wait_until`). It reads the entry again in its own task, so the
+    /// client's copy of the body is not shared; an error leaves the stale
+    /// entry as it is.
+    pub(super) fn revalidate_in_background(
+        &self,
+        request: &Request<B>,
+        key: &CacheKey,
+        now: SystemTime,
+    ) {
+        let proxy = self.clone();
+        let key = key.clone();
+        let mut background = Request::new(B::empty());
+        *background.uri_mut() = request.uri().clone();
+        *background.headers_mut() = request.headers().clone();
+        // Only what selects the variant matters; the client's range and
+        // preconditions are for its own answer.
+        background.headers_mut().remove(header::RANGE);
+        conditional::strip_preconditions(background.headers_mut());
+        self.background.spawn(async move {
+            if let Lookup::Found(entry) = proxy.lookup(&key, background.headers()).await {
+                if matches!(entry.meta.freshness(now), Freshness::Stale(_)) {
+                    drop(proxy.revalidate(background, &key, entry, now).await);
+                }
+            }
+        });
+    }
+}
