@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 
 impl Body for Vec<u8> {
     fn empty() -> Self {
@@ -103,10 +104,13 @@ impl Storage<Vec<u8>> for MemoryStorage {
 type Handler = Box<dyn Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError>>;
 
 /// An origin answering with `handler` and recording what it was sent.
+/// After `hold`, every call is recorded at once but answered only when
+/// `release` is called: requests in flight together, as a slow origin makes them.
 #[derive(Clone)]
 pub struct ScriptedOrigin {
     pub handler: Rc<RefCell<Handler>>,
     pub seen: Rc<RefCell<Vec<Request<Vec<u8>>>>>,
+    gate: Rc<RefCell<Option<Rc<RefCell<Latch>>>>>,
 }
 
 impl ScriptedOrigin {
@@ -116,17 +120,32 @@ impl ScriptedOrigin {
         ScriptedOrigin {
             handler: Rc::new(RefCell::new(Box::new(handler))),
             seen: Rc::default(),
+            gate: Rc::default(),
         }
     }
     pub fn calls(&self) -> usize {
         self.seen.borrow().len()
     }
+    /// Holds every answer from now until `release`.
+    pub fn hold(&self) {
+        *self.gate.borrow_mut() = Some(Rc::default());
+    }
+    /// Answers every held call, and the next ones at once.
+    pub fn release(&self) {
+        if let Some(gate) = self.gate.borrow_mut().take() {
+            Latch::set(&gate);
+        }
+    }
 }
 
 impl Origin<Vec<u8>> for ScriptedOrigin {
     async fn fetch(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError> {
+        let gate = self.gate.borrow().clone();
         let result = (self.handler.borrow())(&request);
         self.seen.borrow_mut().push(request);
+        if let Some(gate) = gate {
+            Latch::wait(gate).await;
+        }
         result
     }
 }
@@ -134,10 +153,47 @@ impl Origin<Vec<u8>> for ScriptedOrigin {
 type Task = Pin<Box<dyn Future<Output = ()>>>;
 
 /// Queues background tasks; `run` completes them, as `wait_until` would.
+/// Timers never fire on their own: `fire_timers` ends every pending sleep.
 #[derive(Clone, Default)]
 pub struct QueuedBackground {
     pub tasks: Rc<RefCell<Vec<Task>>>,
     pub warnings: Rc<RefCell<Vec<String>>>,
+    timers: Rc<RefCell<Vec<Rc<RefCell<Latch>>>>>,
+}
+
+/// A flag and whoever waits for it.
+#[derive(Default)]
+struct Latch {
+    set: bool,
+    wakers: Vec<Waker>,
+}
+
+impl Latch {
+    fn set(latch: &Rc<RefCell<Latch>>) {
+        let wakers = {
+            let mut latch = latch.borrow_mut();
+            latch.set = true;
+            std::mem::take(&mut latch.wakers)
+        };
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    fn wait(latch: Rc<RefCell<Latch>>) -> impl Future<Output = ()> {
+        std::future::poll_fn(move |cx| {
+            let mut latch = latch.borrow_mut();
+            match latch.set {
+                true => Poll::Ready(()),
+                false => {
+                    if !latch.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                        latch.wakers.push(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+    }
 }
 
 impl QueuedBackground {
@@ -161,6 +217,25 @@ impl Background for QueuedBackground {
     }
     fn warn(&self, message: &str) {
         self.warnings.borrow_mut().push(message.to_string());
+    }
+    fn sleep(&self, _ms: u64) -> impl Future<Output = ()> + 'static {
+        let latch = Rc::new(RefCell::new(Latch::default()));
+        self.timers.borrow_mut().push(latch.clone());
+        Latch::wait(latch)
+    }
+    fn signal(&self) -> (Box<dyn FnOnce()>, impl Future<Output = ()> + 'static) {
+        let latch = Rc::new(RefCell::new(Latch::default()));
+        let fire = latch.clone();
+        (Box::new(move || Latch::set(&fire)), Latch::wait(latch))
+    }
+}
+
+impl QueuedBackground {
+    /// Ends every sleep begun so far, as if their time had come.
+    pub fn fire_timers(&self) {
+        for timer in self.timers.borrow_mut().drain(..) {
+            Latch::set(&timer);
+        }
     }
 }
 

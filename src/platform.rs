@@ -81,8 +81,14 @@ pub trait Origin<B>: Clone + 'static {
     ) -> impl Future<Output = Result<http::Response<B>, OriginError>>;
 }
 
-/// Work that finishes after the response is sent, and the log.
+/// Work that finishes after the response is sent, timers, and the log.
 pub trait Background: Clone + 'static {
     fn spawn(&self, task: impl Future<Output = ()> + 'static);
     fn warn(&self, message: &str);
+    /// Completes after `ms` milliseconds.
+    fn sleep(&self, ms: u64) -> impl Future<Output = ()> + 'static;
+    /// A one-shot wake-up: calling the first half completes the second.
+    /// The request that will wait makes it, so that in workerd it resumes in
+    /// its own request's context whoever calls it.
+    fn signal(&self) -> (Box<dyn FnOnce()>, impl Future<Output = ()> + 'static);
 }

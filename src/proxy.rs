@@ -22,6 +22,7 @@ use crate::client::Client;
 use crate::conditional;
 use crate::config::Config;
 use crate::cookies;
+use crate::flight::{Flights, Join, Lead, Outcome};
 use crate::headers::{strip_hop_by_hop, strip_targeted_fields, strip_unkeyed_inputs};
 use crate::key::{CacheKey, UserAgentKey};
 use crate::meta::{self, EntryMeta, Freshness, Record, VaryMarker};
@@ -44,17 +45,25 @@ struct Entry<B> {
     response: Response<B>,
     /// The vary marker it was found through, if it is a variant.
     marker: Option<VaryMarker>,
+    /// Its storage URL: the key of its revalidation's flight.
+    url: String,
 }
 
 impl<B> Entry<B> {
     /// The stored copy is always a 200 (see [`EntryMeta::status`]); the
     /// origin's status comes back from the record.
-    fn new(meta: EntryMeta, mut response: Response<B>, marker: Option<VaryMarker>) -> Self {
+    fn new(
+        meta: EntryMeta,
+        mut response: Response<B>,
+        marker: Option<VaryMarker>,
+        url: String,
+    ) -> Self {
         *response.status_mut() = StatusCode::from_u16(meta.status).unwrap_or(StatusCode::OK);
         Entry {
             meta,
             response,
             marker,
+            url,
         }
     }
 }
@@ -71,7 +80,8 @@ struct Stored<B> {
 enum Lookup<B> {
     Found(Entry<B>),
     UriMiss,
-    VaryMiss(VaryMarker),
+    /// The marker, and the URL this request's variant would be stored at.
+    VaryMiss(VaryMarker, String),
 }
 
 /// The cache in front of one origin.
@@ -80,6 +90,8 @@ pub struct Proxy<B, S, O, W> {
     pub origin: O,
     pub background: W,
     pub config: Config,
+    /// Origin fetches in progress in this isolate, shared by every request.
+    pub flights: Flights,
     _body: PhantomData<B>,
 }
 
@@ -92,18 +104,20 @@ impl<B, S: Clone, O: Clone, W: Clone> Clone for Proxy<B, S, O, W> {
             origin: self.origin.clone(),
             background: self.background.clone(),
             config: self.config.clone(),
+            flights: self.flights.clone(),
             _body: PhantomData,
         }
     }
 }
 
 impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
-    pub fn new(storage: S, origin: O, background: W, config: Config) -> Self {
+    pub fn new(storage: S, origin: O, background: W, config: Config, flights: Flights) -> Self {
         Proxy {
             storage,
             origin,
             background,
             config,
+            flights,
             _body: PhantomData,
         }
     }
@@ -165,29 +179,21 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             Lookup::Found(entry) => entry,
             _ if only_if_cached => return self.not_cached("nothing is cached", now),
             Lookup::UriMiss => {
-                return self
-                    .fill(
-                        request,
-                        Some(&key),
-                        None,
-                        CacheStatus::new(Phase::UriMiss),
-                        now,
-                    )
-                    .await;
+                let (flight, status) = (key.primary_url(), CacheStatus::new(Phase::UriMiss));
+                return self.miss(request, &key, None, &flight, status, now).await;
             }
-            Lookup::VaryMiss(marker) => {
+            Lookup::VaryMiss(marker, flight) => {
                 let status = CacheStatus::new(Phase::VaryMiss);
                 return self
-                    .fill(request, Some(&key), Some(marker), status, now)
+                    .miss(request, &key, Some(marker), &flight, status, now)
                     .await;
             }
         };
         if request.headers().contains_key(header::AUTHORIZATION) && !entry.meta.shared_with_auth {
             // §3.5: this entry was not shared for authenticated requests.
             let status = CacheStatus::new(Phase::Bypass).with_detail("authorization");
-            return self
-                .fill(request, Some(&key), entry.marker, status, now)
-                .await;
+            let target = Target::new(&key, entry.marker, None);
+            return self.fill(request, target, status, now).await;
         }
         match entry.meta.freshness(now) {
             Freshness::Fresh(ttl) => {
@@ -218,7 +224,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                 );
                 match swr {
                     Some(_) => {
-                        self.revalidate_in_background(&request, &key, now);
+                        self.revalidate_in_background(&request, &key, &entry.url, now);
                         let usage = StaleUse::WhileRevalidate;
                         self.serve_stale(
                             entry,
@@ -230,7 +236,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                         )
                         .await
                     }
-                    None => self.revalidate(request, &key, entry, now).await,
+                    None => self.stale(request, &key, entry, now).await,
                 }
             }
         }
@@ -254,22 +260,23 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
 
     /// Reads the primary URL, and the variant URL when the primary holds a marker.
     async fn lookup(&self, key: &CacheKey, request: &HeaderMap) -> Lookup<B> {
-        let Some((record, response)) = self.read(&key.primary_url()).await else {
+        let primary = key.primary_url();
+        let Some((record, response)) = self.read(&primary).await else {
             return Lookup::UriMiss;
         };
         let marker = match record {
-            Record::Response(meta) => return Lookup::Found(Entry::new(meta, response, None)),
+            Record::Response(meta) => {
+                return Lookup::Found(Entry::new(meta, response, None, primary))
+            }
             Record::Vary(marker) => marker,
         };
         let variance = key.variance(marker.names.iter().map(String::as_str), request);
-        match self
-            .read(&key.variant_url(&marker.generation, &variance))
-            .await
-        {
+        let url = key.variant_url(&marker.generation, &variance);
+        match self.read(&url).await {
             Some((Record::Response(meta), response)) => {
-                Lookup::Found(Entry::new(meta, response, Some(marker)))
+                Lookup::Found(Entry::new(meta, response, Some(marker), url))
             }
-            _ => Lookup::VaryMiss(marker),
+            _ => Lookup::VaryMiss(marker, url),
         }
     }
 
@@ -310,8 +317,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     async fn fill(
         &self,
         request: Request<B>,
-        key: Option<&CacheKey>,
-        marker: Option<VaryMarker>,
+        target: Target<'_>,
         status: CacheStatus,
         now: SystemTime,
     ) -> Response<B> {
@@ -319,10 +325,13 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         let method = request.method().clone();
         match self.fetch_origin(origin_request(request)).await {
             Ok(response) => {
-                self.store_and_respond(response, &client_headers, &method, key, marker, status, now)
+                self.store_and_respond(response, &client_headers, &method, target, status, now)
                     .await
             }
-            Err(e) => self.origin_failed(status, e, now),
+            Err(e) => {
+                target.failed(&e);
+                self.origin_failed(status, e, now)
+            }
         }
     }
 
@@ -332,25 +341,21 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         response: Response<B>,
         client_headers: &HeaderMap,
         method: &Method,
-        key: Option<&CacheKey>,
-        marker: Option<VaryMarker>,
+        target: Target<'_>,
         mut status: CacheStatus,
         now: SystemTime,
     ) -> Response<B> {
         let (mut parts, body) = response.into_parts();
         status.fwd_status = Some(parts.status.as_u16());
-        let decision = key.map(|key| {
-            let plan = storability(
-                client_headers,
-                parts.status,
-                &parts.headers,
-                now,
-                self.config.policy,
-            );
-            (key, plan)
-        });
-        match decision {
-            Some((key, Ok(plan))) => {
+        let plan = storability(
+            client_headers,
+            parts.status,
+            &parts.headers,
+            now,
+            self.config.policy,
+        );
+        match plan {
+            Ok(plan) => {
                 // Without `Content-Length` a client cannot tell a body that
                 // broke off (workerd ends a chunked response cleanly even when
                 // its source failed), so a body about to be stored is read
@@ -362,22 +367,22 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                         Ok((whole, _)) => whole,
                         Err(e) => {
                             let error = OriginError::Incomplete(e.0);
+                            target.failed(&error);
                             return self.origin_failed(status, error, now);
                         }
                     },
                 };
                 let client = (client_headers, method);
-                let stored = self.store(key, marker, &plan, &mut parts, body, client, now);
+                let stored = self.store(target, &plan, &mut parts, body, client, now);
                 status.stored = true;
                 status.ttl = Some(stored.meta.ttl(now));
                 self.deliver(parts, stored.client_body, client_headers, method, status)
             }
-            Some((_, Err(reason))) => {
+            Err(reason) => {
                 // A bypass keeps its own reason; otherwise say why it was not stored.
                 status.detail.get_or_insert(reason.as_str());
                 self.deliver(parts, body, client_headers, method, status)
             }
-            None => self.deliver(parts, body, client_headers, method, status),
         }
     }
 }
@@ -400,12 +405,14 @@ fn origin_request<B: Body>(request: Request<B>) -> Request<B> {
     Request::from_parts(parts, body)
 }
 
+mod coalesce;
 mod forward;
 mod respond;
 mod revalidate;
 
 pub use respond::local_response;
 mod store;
+use store::Target;
 
 #[cfg(test)]
 mod tests;

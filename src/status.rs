@@ -56,6 +56,9 @@ pub struct CacheStatus {
     pub phase: Phase,
     /// Status the origin answered with, when it was asked.
     pub fwd_status: Option<u16>,
+    /// The request waited for another one's fetch and was answered from
+    /// what that stored (RFC 9211 §2.6).
+    pub collapsed: bool,
     /// The response was stored (or its stored copy refreshed).
     pub stored: bool,
     /// Remaining freshness in seconds, negative when stale.
@@ -69,6 +72,7 @@ impl CacheStatus {
         CacheStatus {
             phase,
             fwd_status: None,
+            collapsed: false,
             stored: false,
             ttl: None,
             detail: None,
@@ -93,6 +97,9 @@ impl CacheStatus {
         }
         if let Some(status) = self.fwd_status {
             out.push_str(&format!("; fwd-status={status}"));
+        }
+        if self.collapsed {
+            out.push_str("; collapsed");
         }
         if self.stored {
             out.push_str("; stored");

@@ -9,6 +9,7 @@ mod convert;
 mod runtime;
 
 use crate::config::{Config, OriginConfig};
+use crate::flight::Flights;
 use crate::proxy::{local_response, Proxy};
 use crate::status::{CacheStatus, Phase};
 use body::EdgeBody;
@@ -18,6 +19,12 @@ use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 use worker::{Context, Env};
 use worker_sys::ext::RequestExt;
+
+thread_local! {
+    /// Origin fetches in flight in this isolate (plain data: keys and
+    /// wake-ups), shared by the requests it serves at once.
+    static FLIGHTS: Flights = Flights::default();
+}
 
 /// Handles one fetch event.
 pub async fn handle(
@@ -52,8 +59,9 @@ pub async fn handle(
         target,
         timeout_ms: config.origin_timeout_secs * 1000,
     };
-    let proxy =
-        Proxy::<EdgeBody, _, _, _>::new(EdgeStorage, origin, EdgeBackground(Rc::new(ctx)), config);
+    let background = EdgeBackground(Rc::new(ctx));
+    let flights = FLIGHTS.with(Flights::clone);
+    let proxy = Proxy::<EdgeBody, _, _, _>::new(EdgeStorage, origin, background, config, flights);
     let Ok(http_request) = convert::request_from_js(&request) else {
         // Only a URL past `http::Uri`'s 64 KB gets here (Cloudflare stops at ~16 KB).
         let status = CacheStatus::new(Phase::Local).with_detail("uri-too-long");

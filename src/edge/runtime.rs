@@ -137,4 +137,31 @@ impl Background for EdgeBackground {
     fn warn(&self, message: &str) {
         worker::console_warn!("edge-cache: {message}");
     }
+
+    fn sleep(&self, ms: u64) -> impl Future<Output = ()> + 'static {
+        let promise = js_sys::Promise::new(&mut |resolve, _| {
+            let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+            let ms = i32::try_from(ms).unwrap_or(i32::MAX);
+            // Fails only without a global setTimeout, which workerd always has.
+            let _ = global.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        });
+        async move {
+            let _ = JsFuture::from(promise).await;
+        }
+    }
+
+    /// A promise made by the waiting request, resolved by whoever fires it:
+    /// workerd runs its continuation in the request that made it.
+    fn signal(&self) -> (Box<dyn FnOnce()>, impl Future<Output = ()> + 'static) {
+        let mut fire = None;
+        let promise = js_sys::Promise::new(&mut |resolve, _| fire = Some(resolve));
+        let fire = Box::new(move || {
+            if let Some(resolve) = fire {
+                let _ = resolve.call0(&JsValue::NULL);
+            }
+        });
+        (fire, async move {
+            let _ = JsFuture::from(promise).await;
+        })
+    }
 }

@@ -9,11 +9,13 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     /// when the entry has validators. A 304 that selects the entry freshens
     /// it; any other answer replaces it. When the origin fails and the entry
     /// is inside its `stale-if-error` window, the entry answers instead.
+    /// `lead` is the flight this revalidation leads, if any.
     pub(super) async fn revalidate(
         &self,
         request: Request<B>,
         key: &CacheKey,
         entry: Entry<B>,
+        lead: Option<Lead>,
         now: SystemTime,
     ) -> Response<B> {
         let validators = conditional::validators(entry.response.headers());
@@ -34,50 +36,43 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             self.config.retain_stale,
         );
         let status = CacheStatus::new(Phase::Stale);
+        let target = Target::new(key, entry.marker.clone(), lead);
+        let (client, method) = (&client_headers, &method);
         let response = match (self.fetch_origin(origin_request).await, if_error) {
             (Err(e), Some(_)) => {
                 self.background.warn(&e.to_string());
+                target.failed(&e);
                 let usage = StaleUse::IfError;
                 return self
-                    .serve_stale(entry, usage, None, &client_headers, &method, now)
+                    .serve_stale(entry, usage, None, client, method, now)
                     .await;
             }
-            (Err(e), None) => return self.origin_failed(status, e, now),
+            (Err(e), None) => {
+                target.failed(&e);
+                return self.origin_failed(status, e, now);
+            }
             (Ok(r), Some(_)) if stale::is_error_status(r.status()) => {
+                // An answer, not a failure: waiters ask for themselves, each
+                // with its own stale-if-error.
+                drop(target);
                 let code = Some(r.status().as_u16());
+                let usage = StaleUse::IfError;
                 return self
-                    .serve_stale(
-                        entry,
-                        StaleUse::IfError,
-                        code,
-                        &client_headers,
-                        &method,
-                        now,
-                    )
+                    .serve_stale(entry, usage, code, client, method, now)
                     .await;
             }
             (Ok(r), _) => r,
         };
         if response.status() != StatusCode::NOT_MODIFIED || validators.is_none() {
             return self
-                .store_and_respond(
-                    response,
-                    &client_headers,
-                    &method,
-                    Some(key),
-                    entry.marker,
-                    status,
-                    now,
-                )
+                .store_and_respond(response, client, method, target, status, now)
                 .await;
         }
         if !conditional::selects(entry.response.headers(), response.headers()) {
             // §4.3.4: a 304 naming another representation updates nothing;
             // fetch the current one in full.
             let request = Request::from_parts(request_parts, B::empty());
-            return self
-                .fill(request, Some(key), entry.marker, status, now)
-                .await;
+            return self.fill(request, target, status, now).await;
         }
         // §4.3.4: freshen the stored response with the 304's fields.
         let mut status = status;
@@ -85,32 +80,25 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         let (not_modified, _) = response.into_parts();
         let (mut parts, body) = entry.response.into_parts();
         conditional::freshen(&mut parts.headers, &not_modified.headers);
-        match storability(
-            &client_headers,
+        let plan = storability(
+            client,
             parts.status,
             &parts.headers,
             now,
             self.config.policy,
-        ) {
+        );
+        match plan {
             Ok(plan) => {
-                let client = (&client_headers, &method);
-                let stored = self.store(key, entry.marker, &plan, &mut parts, body, client, now);
+                let stored = self.store(target, &plan, &mut parts, body, (client, method), now);
                 status.stored = true;
                 status.ttl = Some(stored.meta.ttl(now));
-                self.serve_stored(
-                    parts,
-                    stored.client_body,
-                    &stored.meta,
-                    &client_headers,
-                    &method,
-                    status,
-                    now,
-                )
-                .await
+                let body = stored.client_body;
+                self.serve_stored(parts, body, &stored.meta, client, method, status, now)
+                    .await
             }
             Err(reason) => {
                 status.detail = Some(reason.as_str());
-                self.deliver(parts, body, &client_headers, &method, status)
+                self.deliver(parts, body, client, method, status)
             }
         }
     }
@@ -147,8 +135,13 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         &self,
         request: &Request<B>,
         key: &CacheKey,
+        url: &str,
         now: SystemTime,
     ) {
+        // At most one per entry in this isolate.
+        let Join::Leader(lead) = self.flights.join(url) else {
+            return;
+        };
         let proxy = self.clone();
         let key = key.clone();
         let mut background = Request::new(B::empty());
@@ -161,7 +154,11 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         self.background.spawn(async move {
             if let Lookup::Found(entry) = proxy.lookup(&key, background.headers()).await {
                 if matches!(entry.meta.freshness(now), Freshness::Stale(_)) {
-                    drop(proxy.revalidate(background, &key, entry, now).await);
+                    drop(
+                        proxy
+                            .revalidate(background, &key, entry, Some(lead), now)
+                            .await,
+                    );
                 }
             }
         });

@@ -25,6 +25,7 @@ fn harness(
             ScriptedOrigin::new(handler),
             QueuedBackground::default(),
             config,
+            Flights::default(),
         ),
         now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
     }
@@ -931,7 +932,10 @@ fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
     h.advance(70);
     h.answer_with(answer(
         304,
-        &[("cache-control", "max-age=60, stale-while-revalidate=30"), ("etag", "\"v1\"")],
+        &[
+            ("cache-control", "max-age=60, stale-while-revalidate=30"),
+            ("etag", "\"v1\""),
+        ],
         b"",
     ));
     // `send` runs the background work after the response, as wait_until does.
@@ -1036,4 +1040,283 @@ fn missing_pages_are_cached_for_negative_ttl() {
     off.get("/gone");
     off.get("/gone");
     assert_eq!(off.calls(), 2);
+}
+
+/// Requests in flight together: each runs as its own task on one thread,
+/// as in an isolate; `settle` runs everything that can run, background
+/// work included.
+struct Crowd {
+    pool: futures::executor::LocalPool,
+    answers: std::rc::Rc<std::cell::RefCell<Vec<Response<Vec<u8>>>>>,
+}
+
+impl Crowd {
+    fn new() -> Self {
+        Crowd {
+            pool: futures::executor::LocalPool::new(),
+            answers: Default::default(),
+        }
+    }
+
+    fn send(&self, h: &Harness, path: &str, headers: &[(&str, &str)]) {
+        use futures::task::LocalSpawnExt;
+        let mut req = Request::builder().uri(format!("https://shop.example{path}"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let request = req.body(Vec::new()).unwrap();
+        let (proxy, answers, now) = (h.proxy.clone(), self.answers.clone(), h.now);
+        self.pool
+            .spawner()
+            .spawn_local(async move {
+                let answer = proxy.handle(request, None, now).await;
+                answers.borrow_mut().push(answer);
+            })
+            .unwrap();
+    }
+
+    fn settle(&mut self, h: &Harness) {
+        for _ in 0..10 {
+            self.pool.run_until_stalled();
+            h.proxy.background.run();
+        }
+    }
+
+    fn statuses(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .answers
+            .borrow()
+            .iter()
+            .map(|r| status(r).to_string())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+#[test]
+fn a_stampede_on_a_cold_key_makes_one_origin_call() {
+    let h = harness(ok(&[("cache-control", "max-age=60")], "body"));
+    h.proxy.origin.hold();
+    let mut crowd = Crowd::new();
+    for _ in 0..10 {
+        crowd.send(&h, "/cold", &[]);
+    }
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 1);
+    assert!(
+        crowd.answers.borrow().is_empty(),
+        "everyone waits for the origin"
+    );
+    h.proxy.origin.release();
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 1);
+    let answers = crowd.answers.borrow();
+    assert_eq!(answers.len(), 10);
+    assert!(answers.iter().all(|r| r.body() == b"body"));
+    assert_eq!(
+        crowd.statuses(),
+        [
+            "edge-cache; fwd=uri-miss; fwd-status=200; collapsed; ttl=60",
+            "edge-cache; fwd=uri-miss; fwd-status=200; stored; ttl=60"
+        ]
+    );
+    assert_eq!(h.proxy.flights.in_flight(), 0);
+}
+
+#[test]
+fn a_stampede_on_an_expired_key_revalidates_once() {
+    let mut h = harness(ok(
+        &[("cache-control", "max-age=60"), ("etag", "\"v\"")],
+        "body",
+    ));
+    h.get("/expired");
+    h.advance(61);
+    h.answer_with(answer(
+        304,
+        &[("cache-control", "max-age=60"), ("etag", "\"v\"")],
+        b"",
+    ));
+    h.proxy.origin.hold();
+    let mut crowd = Crowd::new();
+    for _ in 0..10 {
+        crowd.send(&h, "/expired", &[]);
+    }
+    crowd.settle(&h);
+    h.proxy.origin.release();
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 2);
+    assert!(crowd.answers.borrow().iter().all(|r| r.body() == b"body"));
+    assert_eq!(
+        crowd.statuses(),
+        [
+            "edge-cache; fwd=stale; fwd-status=200; collapsed; ttl=60",
+            "edge-cache; fwd=stale; fwd-status=304; stored; ttl=60"
+        ]
+    );
+}
+
+#[test]
+fn waiters_ask_the_origin_themselves_all_at_once_when_nothing_is_shared() {
+    let h = harness(ok(&[("cache-control", "private, max-age=60")], "mine"));
+    h.proxy.origin.hold();
+    let mut crowd = Crowd::new();
+    for _ in 0..5 {
+        crowd.send(&h, "/private", &[]);
+    }
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 1);
+    // The leader's answer is private: the four waiters go to the origin
+    // together, not one after another.
+    h.proxy.origin.release();
+    h.proxy.origin.hold();
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 5);
+    h.proxy.origin.release();
+    crowd.settle(&h);
+    assert_eq!(crowd.answers.borrow().len(), 5);
+}
+
+#[test]
+fn a_cookie_kept_for_the_leaders_client_is_not_shared() {
+    let h = harness(ok(
+        &[
+            ("cache-control", "max-age=60, private=\"Set-Cookie\""),
+            ("set-cookie", "visitor=1"),
+        ],
+        "x",
+    ));
+    h.proxy.origin.hold();
+    let mut crowd = Crowd::new();
+    for _ in 0..3 {
+        crowd.send(&h, "/cookie", &[]);
+    }
+    crowd.settle(&h);
+    h.proxy.origin.release();
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 3);
+}
+
+#[test]
+fn a_waiter_of_another_variant_asks_the_origin_itself() {
+    let h = harness(echo("X-V"));
+    h.proxy.origin.hold();
+    let mut crowd = Crowd::new();
+    crowd.send(&h, "/v", &[("x-v", "a")]);
+    crowd.send(&h, "/v", &[("x-v", "a")]);
+    crowd.send(&h, "/v", &[("x-v", "b")]);
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 1);
+    h.proxy.origin.release();
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 2);
+    let seen = h.proxy.origin.seen.borrow();
+    assert_eq!(seen[1].headers()["x-v"], "b");
+}
+
+#[test]
+fn authorized_requests_never_share_a_fetch() {
+    let h = harness(ok(&[("cache-control", "public, max-age=60")], "x"));
+    h.proxy.origin.hold();
+    let mut crowd = Crowd::new();
+    for _ in 0..3 {
+        crowd.send(&h, "/auth", &[("authorization", "Bearer t")]);
+    }
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 3);
+    h.proxy.origin.release();
+    crowd.settle(&h);
+}
+
+#[test]
+fn a_failed_leader_fails_its_waiters_without_retries() {
+    let h = harness(|_| Err(OriginError::Unreachable("refused".into())));
+    h.proxy.origin.hold();
+    let mut crowd = Crowd::new();
+    for _ in 0..5 {
+        crowd.send(&h, "/dead", &[]);
+    }
+    crowd.settle(&h);
+    h.proxy.origin.release();
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 1);
+    assert!(crowd.answers.borrow().iter().all(|r| r.status() == 502));
+}
+
+#[test]
+fn a_failed_revalidation_gives_waiters_their_stale_entry_where_allowed() {
+    let mut h = harness(ok(
+        &[("cache-control", "max-age=60, stale-if-error=600")],
+        "old",
+    ));
+    h.get("/sie-crowd");
+    h.advance(61);
+    h.answer_with(|_| Err(OriginError::TimedOut));
+    h.proxy.origin.hold();
+    let mut crowd = Crowd::new();
+    for _ in 0..5 {
+        crowd.send(&h, "/sie-crowd", &[]);
+    }
+    crowd.settle(&h);
+    h.proxy.origin.release();
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 2);
+    assert!(crowd.answers.borrow().iter().all(|r| r.body() == b"old"));
+    assert_eq!(
+        crowd.statuses(),
+        ["edge-cache; fwd=stale; ttl=-1; detail=stale-if-error"]
+    );
+}
+
+#[test]
+fn one_background_revalidation_per_key() {
+    let mut h = harness(ok(
+        &[
+            ("cache-control", "max-age=60, stale-while-revalidate=60"),
+            ("etag", "\"v\""),
+        ],
+        "x",
+    ));
+    h.get("/bg");
+    h.advance(61);
+    h.proxy.origin.hold();
+    let mut crowd = Crowd::new();
+    for _ in 0..5 {
+        crowd.send(&h, "/bg", &[]);
+    }
+    // Everyone is answered at once, stale; one revalidation is under way.
+    crowd.pool.run_until_stalled();
+    assert_eq!(crowd.answers.borrow().len(), 5);
+    let background = h.proxy.background.clone();
+    let mut pool = futures::executor::LocalPool::new();
+    {
+        use futures::task::LocalSpawnExt;
+        for task in background.tasks.borrow_mut().drain(..) {
+            pool.spawner().spawn_local(task).unwrap();
+        }
+    }
+    pool.run_until_stalled();
+    assert_eq!(h.calls(), 2);
+    h.proxy.origin.release();
+    pool.run_until_stalled();
+    background.run();
+    assert_eq!(h.calls(), 2);
+}
+
+#[test]
+fn a_waiter_stops_waiting_after_origin_timeout() {
+    let h = harness(ok(&[("cache-control", "max-age=60")], "x"));
+    h.proxy.origin.hold();
+    let mut crowd = Crowd::new();
+    crowd.send(&h, "/slow", &[]);
+    crowd.send(&h, "/slow", &[]);
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 1);
+    h.proxy.background.fire_timers();
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 2, "the waiter went to the origin itself");
+    h.proxy.origin.release();
+    crowd.settle(&h);
+    assert_eq!(crowd.answers.borrow().len(), 2);
 }

@@ -1,0 +1,200 @@
+//! One origin fetch per key at a time, per isolate (request coalescing).
+//!
+//! The first request to miss a key, or to find its entry stale, leads: it
+//! fetches from the origin. Requests that arrive for the same key while the
+//! leader is in flight wait for its [`Outcome`] instead of asking the origin
+//! too, as pingora-cache's `lock` does. Waiters never share the leader's
+//! response object: in workerd a body belongs to the request that fetched it.
+//! On [`Outcome::Stored`] each waiter reads the stored entry itself, in its
+//! own request, which also checks that the entry is its own variant.
+//!
+//! A waiter is woken through a signal it made itself ([`Background::signal`]),
+//! so that it resumes in its own request's context; the registry holds only
+//! plain data. What a waiter does with each outcome is the proxy's business
+//! (see `proxy::coalesce`); waiting is bounded by the caller.
+
+use crate::platform::{Background, OriginError};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::task::Poll;
+
+/// How a flight ended, as its waiters see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A shared entry was stored (or freshened): read it from storage.
+    Stored,
+    /// Nothing shareable came of it (not storable, `private`, a `Set-Cookie`
+    /// kept for the leader's own client, a failed write, the leader gone):
+    /// each waiter asks the origin itself, all at once.
+    NotShared,
+    /// The origin failed; a dead origin must not see one retry per waiter.
+    Failed(OriginError),
+}
+
+/// A waiting request's wake-up, given to the leader.
+type Wake = Box<dyn FnOnce()>;
+
+#[derive(Default)]
+struct Flight {
+    outcome: Option<Outcome>,
+    wakes: Vec<Wake>,
+}
+
+/// The flights in progress in this isolate, by key.
+#[derive(Clone, Default)]
+pub struct Flights(Rc<RefCell<HashMap<String, Rc<RefCell<Flight>>>>>);
+
+/// What joining a flight made of this request.
+pub enum Join {
+    Leader(Lead),
+    Waiter(Wait),
+}
+
+impl Flights {
+    /// Leads a new flight for `key`, or waits for the one in progress.
+    pub fn join(&self, key: &str) -> Join {
+        let mut flights = self.0.borrow_mut();
+        match flights.get(key) {
+            Some(flight) => Join::Waiter(Wait(flight.clone())),
+            None => {
+                flights.insert(key.to_string(), Rc::default());
+                Join::Leader(Lead {
+                    flights: self.clone(),
+                    key: key.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Keys with a flight in progress (for tests and logs).
+    pub fn in_flight(&self) -> usize {
+        self.0.borrow().len()
+    }
+}
+
+/// The leader's duty to say how its flight ended. Dropped unsaid (the
+/// request was cancelled, a path forgot), it ends as [`Outcome::NotShared`],
+/// so no waiter is left behind.
+pub struct Lead {
+    flights: Flights,
+    key: String,
+}
+
+impl Lead {
+    /// Ends the flight: later requests start a new one, waiters wake.
+    pub fn finish(self, outcome: Outcome) {
+        self.end(outcome);
+        std::mem::forget(self);
+    }
+
+    fn end(&self, outcome: Outcome) {
+        let Some(flight) = self.flights.0.borrow_mut().remove(&self.key) else {
+            return;
+        };
+        let wakes = {
+            let mut flight = flight.borrow_mut();
+            flight.outcome = Some(outcome);
+            std::mem::take(&mut flight.wakes)
+        };
+        for wake in wakes {
+            wake();
+        }
+    }
+}
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        self.end(Outcome::NotShared);
+    }
+}
+
+/// A place in a flight's waiting list.
+pub struct Wait(Rc<RefCell<Flight>>);
+
+impl Wait {
+    /// The flight's outcome, once the leader finishes.
+    pub async fn outcome(self, background: &impl Background) -> Outcome {
+        if let Some(outcome) = self.0.borrow().outcome.clone() {
+            return outcome;
+        }
+        let (wake, woken) = background.signal();
+        self.0.borrow_mut().wakes.push(wake);
+        woken.await;
+        self.0
+            .borrow()
+            .outcome
+            .clone()
+            .unwrap_or(Outcome::NotShared)
+    }
+}
+
+impl Wait {
+    /// The flight's outcome, or `None` if the leader has not finished
+    /// within `ms` milliseconds.
+    pub async fn outcome_within(self, background: &impl Background, ms: u64) -> Option<Outcome> {
+        let mut outcome = std::pin::pin!(self.outcome(background));
+        let mut timer = std::pin::pin!(background.sleep(ms));
+        std::future::poll_fn(move |cx| {
+            if let Poll::Ready(outcome) = outcome.as_mut().poll(cx) {
+                return Poll::Ready(Some(outcome));
+            }
+            timer.as_mut().poll(cx).map(|()| None)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::QueuedBackground;
+    use futures::executor::LocalPool;
+    use futures::task::LocalSpawnExt;
+
+    #[test]
+    fn one_leader_many_waiters_one_outcome() {
+        let flights = Flights::default();
+        let background = QueuedBackground::default();
+        let Join::Leader(lead) = flights.join("k") else {
+            panic!("the first request leads")
+        };
+        let mut pool = LocalPool::new();
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        for _ in 0..5 {
+            let Join::Waiter(wait) = flights.join("k") else {
+                panic!("later requests wait")
+            };
+            let (seen, background) = (seen.clone(), background.clone());
+            pool.spawner()
+                .spawn_local(async move {
+                    let outcome = wait.outcome(&background).await;
+                    seen.borrow_mut().push(outcome);
+                })
+                .unwrap();
+        }
+        assert!(matches!(flights.join("other"), Join::Leader(_)));
+        pool.run_until_stalled();
+        assert!(seen.borrow().is_empty());
+        lead.finish(Outcome::Stored);
+        pool.run_until_stalled();
+        assert_eq!(*seen.borrow(), vec![Outcome::Stored; 5]);
+        // The next request after the flight leads a new one.
+        assert!(matches!(flights.join("k"), Join::Leader(_)));
+    }
+
+    #[test]
+    fn a_dropped_leader_releases_its_waiters() {
+        let flights = Flights::default();
+        let background = QueuedBackground::default();
+        let lead = flights.join("k");
+        let Join::Waiter(wait) = flights.join("k") else {
+            panic!()
+        };
+        drop(lead);
+        let outcome = futures::executor::block_on(wait.outcome(&background));
+        assert_eq!(outcome, Outcome::NotShared);
+        assert_eq!(flights.in_flight(), 0);
+    }
+}
