@@ -98,6 +98,28 @@ impl Client {
         }
     }
 
+    /// The origin request's device inputs when variants are keyed by class
+    /// (`VARY_USER_AGENT=device`): the class's canonical agent, and
+    /// `Sec-CH-UA-Mobile` saying the same, with the other client hints
+    /// gone, so the origin sees nothing of the device the key does not hold.
+    pub fn stamp_device_class(&self, headers: &mut HeaderMap) {
+        let hints: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("sec-ch-ua"))
+            .cloned()
+            .collect();
+        for name in hints {
+            headers.remove(name);
+        }
+        let agent = HeaderValue::from_static(self.device.canonical_agent());
+        headers.insert(USER_AGENT, agent);
+        let mobile = match self.device {
+            DeviceClass::Mobile => "?1",
+            _ => "?0",
+        };
+        headers.insert("sec-ch-ua-mobile", HeaderValue::from_static(mobile));
+    }
+
     /// Sets `CF-Device-Type` and `CF-IPCountry` on the request to the origin.
     pub fn stamp(&self, headers: &mut HeaderMap) {
         headers.insert(DEVICE_TYPE, HeaderValue::from_static(self.device.as_str()));

@@ -9,7 +9,7 @@ use crate::client::{ClientOptions, CountryGroups};
 use crate::cookies::BypassCookies;
 use crate::key::{PathRules, UserAgentKey};
 use crate::normalize::{TrackingParams, DEFAULT_TRACKING};
-use crate::policy::PolicyOptions;
+use crate::policy::{PolicyOptions, DEFAULT_MAX_STORED_BODY};
 use crate::stale::StaleDefaults;
 use http::{HeaderName, Uri};
 
@@ -172,6 +172,19 @@ impl Config {
             if_error: seconds("STALE_IF_ERROR", 0)?,
         };
         let negative_ttl = seconds("NEGATIVE_TTL", 30)?;
+        let max_stored_body = match get("MAX_STORED_BODY") {
+            None => DEFAULT_MAX_STORED_BODY,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|b| (1..=512 * 1024 * 1024).contains(b))
+                .ok_or_else(|| {
+                    err(
+                        "MAX_STORED_BODY",
+                        format!("{v:?} must be bytes, from 1 to 536870912 (512 MiB)"),
+                    )
+                })?,
+        };
         let origin_timeout_secs = match get("ORIGIN_TIMEOUT") {
             None => 30,
             Some(v) => v
@@ -231,6 +244,7 @@ impl Config {
             policy: PolicyOptions {
                 heuristic_percent,
                 negative_ttl,
+                max_stored_body,
             },
             retain_stale,
             stale,
@@ -305,6 +319,8 @@ mod tests {
             ("STALE_WHILE_REVALIDATE", "soon"),
             ("STALE_IF_ERROR", "-5"),
             ("NEGATIVE_TTL", "1.5"),
+            ("MAX_STORED_BODY", "0"),
+            ("MAX_STORED_BODY", "1GB"),
             ("ORIGIN_TIMEOUT", "0"),
             ("TRACKING_PARAMS", "*"),
             ("COUNTRY_HEADER", "bad header"),

@@ -58,19 +58,27 @@ impl BypassCookies {
             let words = line.split(|b| matches!(b, b';' | b',' | b' ' | b'\t'));
             pairs.chain(words).any(|piece| {
                 let name = piece.split(|b| *b == b'=').next().unwrap_or(piece);
-                let name = canonical(name);
-                self.exact.contains(&name)
-                    || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
+                // PHP reads `session[x]` as the array `session`.
+                let array = name.split(|b| *b == b'[').next().unwrap_or(name);
+                [canonical(name), canonical(array)].iter().any(|name| {
+                    self.exact.contains(name)
+                        || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
+                })
             })
         })
     }
 }
 
-/// A cookie name as the most lenient origin reads it: trimmed of white space
-/// and quotes, percent-decoded (PHP, repeatedly as a double-decoding stack
-/// would), `.`, ` ` and `[` as `_` (PHP), and lower-case (ASP.NET).
+/// A cookie name as the most lenient origin reads it: `+` as a space
+/// (older PHP), percent-decoded (PHP, repeatedly as a double-decoding stack
+/// would), trimmed of white space and quotes, `.`, ` ` and `[` as `_` (PHP),
+/// and lower-case (ASP.NET).
 fn canonical(name: &[u8]) -> String {
-    let mut name = name.trim_ascii().to_vec();
+    let plus_as_space: Vec<u8> = name
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    let mut name = plus_as_space.trim_ascii().to_vec();
     // Each round shortens the name, so this ends; three covers double encoding.
     for _ in 0..3 {
         let decoded = crate::normalize::percent_decode(&name);
@@ -102,14 +110,19 @@ fn canonical(name: &[u8]) -> String {
 pub fn split_for_storage(client: &mut HeaderMap, strip_fields: &[String]) -> HeaderMap {
     let mut stored = client.clone();
     stored.remove(SET_COOKIE);
+    // RFC 2965's obsolete form: no browser reads it, no shared entry keeps it.
+    stored.remove(SET_COOKIE2);
     for name in strip_fields {
         stored.remove(name.as_str());
     }
     if !strip_fields.iter().any(|f| f == "set-cookie") {
         client.remove(SET_COOKIE);
+        client.remove(SET_COOKIE2);
     }
     stored
 }
+
+const SET_COOKIE2: &str = "set-cookie2";
 
 #[cfg(test)]
 mod tests {
@@ -119,6 +132,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append(SET_COOKIE, "a=1".parse().unwrap());
         h.append(SET_COOKIE, "b=2".parse().unwrap());
+        h.append(SET_COOKIE2, "c=3".parse().unwrap());
         h.insert("x-user", "42".parse().unwrap());
         h.insert("content-type", "text/html".parse().unwrap());
         h
@@ -152,6 +166,8 @@ mod tests {
             "wordpress.logged_in_1=x",
             "wordpress[logged_in_1=x",
             "WordPress_Logged_In_1=x",
+            "session[x]=abc",
+            "+session=abc",
         ] {
             assert!(with(hidden), "{hidden}");
         }
@@ -171,7 +187,9 @@ mod tests {
         let mut client = with_cookie();
         let stored = split_for_storage(&mut client, &[]);
         assert!(!stored.contains_key(SET_COOKIE));
+        assert!(!stored.contains_key(SET_COOKIE2));
         assert!(!client.contains_key(SET_COOKIE));
+        assert!(!client.contains_key(SET_COOKIE2));
         assert!(stored.contains_key("x-user"));
     }
 

@@ -35,24 +35,53 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Request fields no origin request carries, whatever the method:
+/// `Expect: 100-continue` makes the origin send a `100` that workerd's
+/// `fetch` takes for the final answer (every such upload would fail), and
+/// `Proxy` is httpoxy: CGI turns it into `HTTP_PROXY`, the proxy setting of
+/// the origin's own outbound requests.
+const NEVER_FORWARDED: [&str; 2] = ["expect", "proxy"];
+
+/// Removes [`NEVER_FORWARDED`].
+pub fn strip_never_forwarded(headers: &mut HeaderMap) {
+    for name in NEVER_FORWARDED {
+        headers.remove(name);
+    }
+}
+
 /// Request fields that can change what an origin answers without being part
 /// of the key: the classic cache-poisoning inputs. Removed from cache-eligible
 /// requests before they reach the origin. Drawn from what common stacks read
-/// to rebuild the request's URL, scheme or method:
+/// to rebuild the request's URL, scheme, method or client:
 /// Rack/Rails (`X-Forwarded-Host`, `-Proto`, `-Scheme`, `-Ssl`, `-Port`,
 /// `X-HTTP-Method-Override`), Django (`X-Forwarded-Host`, `-Port`, `-Proto`),
 /// Symfony/Laravel (`Forwarded`, `X-Forwarded-*` incl. `-Prefix`,
-/// `X-Original-URL`, `X-Rewrite-URL`), Express (`X-Forwarded-Proto`, `-Host`;
-/// method-override's `X-HTTP-Method`, `X-Method-Override`), Spring
-/// (`Forwarded`, `X-Forwarded-Host`, `-Port`, `-Proto`, `-Ssl`, `-Prefix`),
-/// ASP.NET Core (`X-Forwarded-*`, `X-Original-Host`, `-Proto`, `-Prefix`,
-/// `X-HTTP-Method-Override`), Werkzeug's ProxyFix, and proxies' own
-/// (`X-Forwarded-Server`, `-Uri`, `-Path`, `-Protocol`, `X-Original-URI`,
-/// `X-Url-Scheme`, `Front-End-Https`, `X-Host`).
-/// `X-Forwarded-For` stays: it names the client, not the resource.
-pub const UNKEYED_INPUTS: [&str; 26] = [
+/// `X-Original-URL`, `X-Rewrite-URL`, Cloudflare's `CF-Visitor`), Express
+/// (`X-Forwarded-Proto`, `-Host`; method-override's `X-HTTP-Method`,
+/// `X-Method-Override`), Spring (`Forwarded`, `X-Forwarded-Host`, `-Port`,
+/// `-Proto`, `-Ssl`, `-Prefix`), ASP.NET Core (`X-Forwarded-*`,
+/// `X-Original-Host`, `-Proto`, `-Prefix`, `X-HTTP-Method-Override`), IIS ARR
+/// (`X-ARR-SSL`), Tornado (`X-Scheme`, `X-Real-IP`), Werkzeug's ProxyFix, and
+/// proxies' own (`X-Forwarded-Server`, `-Uri`, `-Path`, `-Protocol`,
+/// `X-Original-URI`, `X-Url-Scheme`, `Front-End-Https`, `X-Host`,
+/// `Base-Url`); client addresses a geolocating origin trusts (`X-Real-IP`,
+/// `True-Client-IP`, `X-Client-IP`, `Client-IP`, `X-Cluster-Client-IP`); and
+/// the agent aliases device detectors read beside `User-Agent` (Mobile_Detect,
+/// WURFL: `X-OperaMini-Phone-UA`, `X-Device-User-Agent`, …).
+/// `X-Forwarded-For` stays: the platform appends the real client to it.
+pub const UNKEYED_INPUTS: [&str; 44] = [
+    "base-url",
+    "cf-visitor",
+    "client-ip",
+    "device-stock-ua",
     "forwarded",
     "front-end-https",
+    "true-client-ip",
+    "x-arr-ssl",
+    "x-bolt-phone-ua",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "x-device-user-agent",
     "x-forwarded-host",
     "x-forwarded-server",
     "x-forwarded-scheme",
@@ -65,32 +94,46 @@ pub const UNKEYED_INPUTS: [&str; 26] = [
     "x-forwarded-path",
     "x-host",
     "x-http-host",
-    "x-original-host",
-    "x-original-proto",
-    "x-original-prefix",
-    "x-original-url",
-    "x-original-uri",
-    "x-rewrite-url",
-    "x-url-scheme",
-    "x-http-method-override",
     "x-http-method",
+    "x-http-method-override",
     "x-method-override",
+    "x-operamini-phone-ua",
+    "x-original-host",
     "x-original-method",
+    "x-original-prefix",
+    "x-original-proto",
+    "x-original-uri",
+    "x-original-url",
+    "x-original-user-agent",
     "x-override-url",
+    "x-real-ip",
+    "x-rewrite-url",
+    "x-scheme",
+    "x-skyfire-phone",
+    "x-ucbrowser-device-ua",
+    "x-ucbrowser-phone-ua",
+    "x-url-scheme",
+    "x-wap-profile",
 ];
 
-/// Removes [`UNKEYED_INPUTS`], and every field whose name has an `_`.
+/// Removes [`UNKEYED_INPUTS`], and every field whose name has a character
+/// other than a letter, a digit or `-`.
 ///
-/// CGI, WSGI, PHP and nginx with `underscores_in_headers` read `X_Forwarded_Host`
-/// as `X-Forwarded-Host` (both become `HTTP_X_FORWARDED_HOST`). So any
-/// field with an `_` is an alias the key cannot see: of an unkeyed input, of
-/// a field the origin names in `Vary`, or of the device and country fields
-/// the cache stamps. nginx (by default) and Apache drop such fields for the
-/// same reason. The names compare after lower-casing, which `http` already did.
+/// CGI, WSGI, PHP, Apache and nginx with `underscores_in_headers` turn the
+/// name into `HTTP_X_FORWARDED_HOST` whether it was sent as
+/// `X-Forwarded-Host`, `X_Forwarded_Host` or `X.Forwarded.Host`. So such a
+/// name is an alias the key cannot see: of an unkeyed input, of a field the
+/// origin names in `Vary`, or of the device and country fields the cache
+/// stamps. nginx (by default) and Apache drop them for the same reason.
 pub fn strip_unkeyed_inputs(headers: &mut HeaderMap) {
+    let alias = |name: &str| {
+        !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
     let doomed: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| name.as_str().contains('_') || UNKEYED_INPUTS.contains(&name.as_str()))
+        .filter(|name| alias(name.as_str()) || UNKEYED_INPUTS.contains(&name.as_str()))
         .cloned()
         .collect();
     for name in doomed {
@@ -142,6 +185,9 @@ mod tests {
             ("front-end-https", "on"),
             ("x-original-uri", "/admin"),
             ("x_http_method_override", "DELETE"),
+            ("x.forwarded.host", "evil.example"),
+            ("x-scheme", "http"),
+            ("x-device-user-agent", "iPhone"),
             ("x-forwarded-for", "203.0.113.9"),
             ("accept", "text/html"),
         ] {

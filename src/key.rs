@@ -15,7 +15,7 @@
 //! no origin URL can produce once hashed: `/__edge-cache/1/<hex>`.
 
 use crate::client::{DEVICE_TYPE, IP_COUNTRY};
-use crate::normalize::NormalizedUri;
+use crate::normalize::{lenient_path, NormalizedUri};
 use crate::variance::Variance;
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
@@ -118,9 +118,33 @@ pub enum UserAgentKey {
 
 /// Paths whose responses vary on device and/or country without the origin
 /// saying so (`VARY_BY_PATH`, e.g. `{"/shop/": ["device", "country"]}`).
-/// The longest matching prefix wins.
+/// The longest matching prefix wins. Paths and prefixes compare in their
+/// [`lenient_path`] form, so `/SHOP/x`, `//shop/x` and `/shop;v=1/x` are
+/// under `/shop/` for every origin that might read them so; a prefix
+/// ending in `/` matches whole segments (`/shop/` is not `/shopping`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PathRules(Vec<(String, Vec<String>)>);
+pub struct PathRules(Vec<(PathPrefix, Vec<String>)>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PathPrefix {
+    lenient: String,
+    whole_segments: bool,
+}
+
+impl PathPrefix {
+    fn matches(&self, lenient: &str) -> bool {
+        match self.whole_segments {
+            true => {
+                lenient == self.lenient
+                    || self.lenient == "/"
+                    || lenient
+                        .strip_prefix(self.lenient.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            }
+            false => lenient.starts_with(self.lenient.as_str()),
+        }
+    }
+}
 
 impl PathRules {
     pub fn parse(json: &str) -> Result<Self, String> {
@@ -141,17 +165,25 @@ impl PathRules {
                     other => return Err(format!("{other:?} is not \"device\" or \"country\"")),
                 });
             }
+            let prefix = PathPrefix {
+                whole_segments: prefix.ends_with('/'),
+                lenient: lenient_path(&prefix),
+            };
             out.push((prefix, fields));
         }
-        out.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        out.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.lenient.len()));
         Ok(PathRules(out))
     }
 
     /// The fields a path always varies on.
     pub fn for_path(&self, path: &str) -> Vec<String> {
+        if self.0.is_empty() {
+            return Vec::new();
+        }
+        let path = lenient_path(path);
         self.0
             .iter()
-            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .find(|(prefix, _)| prefix.matches(&path))
             .map(|(_, fields)| fields.clone())
             .unwrap_or_default()
     }
@@ -210,6 +242,16 @@ mod tests {
             ["cf-device-type", "cf-ipcountry"]
         );
         assert_eq!(rules.for_path("/blog"), ["cf-ipcountry"]);
+        for spelling in [
+            "/SHOP/a",
+            "//shop/a",
+            "/shop;v=1/a",
+            "/%73hop/a",
+            "/x/../shop/a",
+        ] {
+            assert_eq!(rules.for_path(spelling).len(), 2, "{spelling}");
+        }
+        assert_eq!(rules.for_path("/shopping"), ["cf-ipcountry"]);
         assert!(PathRules::default().for_path("/x").is_empty());
         for bad in [r#"{"shop": ["device"]}"#, r#"{"/": ["colour"]}"#, "[]"] {
             assert!(PathRules::parse(bad).is_err(), "{bad}");

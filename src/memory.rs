@@ -4,7 +4,7 @@
 //! it sees, and `Background` queues tasks until the test runs them (the way
 //! `wait_until` work finishes after the response).
 
-use crate::platform::{Background, Body, Origin, OriginError, PlatformError, Storage};
+use crate::platform::{Background, Body, Buffered, Origin, OriginError, PlatformError, Storage};
 use http::{Request, Response};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -28,13 +28,12 @@ impl Body for Vec<u8> {
     }
     /// A body that ends in [`TRUNCATED`] stands for one whose connection
     /// closed early: it fails here, as a broken stream does at the edge.
-    async fn buffered(self) -> Result<(Self, u64), PlatformError> {
+    async fn buffered(self, limit: u64) -> Result<Buffered<Self>, PlatformError> {
+        let length = self.len() as u64;
         match self.ends_with(TRUNCATED) {
             true => Err(PlatformError("connection closed before the end".into())),
-            false => {
-                let length = self.len() as u64;
-                Ok((self, length))
-            }
+            false if length > limit => Ok(Buffered::TooLarge(self)),
+            false => Ok(Buffered::Whole(self, length)),
         }
     }
 }

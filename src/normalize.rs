@@ -173,6 +173,55 @@ fn decode_lossy(name: &str) -> String {
     String::from_utf8_lossy(&percent_decode(name.as_bytes())).into_owned()
 }
 
+/// A path as the most lenient origin server reads it, for decisions that
+/// must hold whichever server is behind (the admin door, `VARY_BY_PATH`):
+/// every `%XX` decoded (repeatedly, as double-decoding stacks do, so `%255F`
+/// is `_`), the path ending at a decoded `?` or `#`, control characters
+/// dropped, fullwidth forms as ASCII (NFKC: `＿` is `_`), letters
+/// lower-cased (IIS, Windows file systems; `ı` as `i`), `\` as `/` (IIS),
+/// `;params` cut from each segment (Tomcat, Spring, Jetty), empty segments
+/// dropped (`//`, nginx's `merge_slashes`), dot segments resolved, trailing
+/// dots and spaces trimmed (IIS, Windows). The result is `/a/b`, or `/`.
+pub fn lenient_path(path: &str) -> String {
+    let mut bytes = path.as_bytes().to_vec();
+    // Each round that changes anything shortens the path, so this ends.
+    for _ in 0..4 {
+        let decoded = percent_decode(&bytes);
+        if decoded == bytes {
+            break;
+        }
+        bytes = decoded;
+    }
+    let text: String = String::from_utf8_lossy(&bytes)
+        .chars()
+        .take_while(|c| !matches!(c, '?' | '#'))
+        .filter(|c| !c.is_control())
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{0131}' => 'i',
+            '\\' => '/',
+            c => c,
+        })
+        .collect::<String>()
+        .to_lowercase();
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in text.split('/') {
+        match segment.split(';').next().unwrap_or("") {
+            "." => {}
+            ".." => {
+                segments.pop();
+            }
+            segment => {
+                let trimmed = segment.trim_end_matches(['.', ' ']);
+                if !trimmed.is_empty() {
+                    segments.push(trimmed);
+                }
+            }
+        }
+    }
+    format!("/{}", segments.join("/"))
+}
+
 /// Decodes every well-formed `%XX` escape once; a malformed `%` stays as it is.
 pub fn percent_decode(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());

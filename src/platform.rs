@@ -25,11 +25,18 @@ pub trait Body: Sized + 'static {
     fn tee(self) -> (Self, Self);
     /// Reads the whole body.
     fn into_bytes(self) -> impl Future<Output = Result<Vec<u8>, PlatformError>>;
-    /// Reads the whole body where it lives (JS memory at the edge, not wasm's)
-    /// and gives back a body of the same bytes, with their count. An error
-    /// when it did not arrive whole: the connection closed early, or the
-    /// framing was broken.
-    fn buffered(self) -> impl Future<Output = Result<(Self, u64), PlatformError>>;
+    /// Reads the whole body where it lives (JS memory at the edge, not
+    /// wasm's), unless it grows past `limit` bytes. An error when it did not
+    /// arrive whole: the connection closed early, or the framing was broken.
+    fn buffered(self, limit: u64) -> impl Future<Output = Result<Buffered<Self>, PlatformError>>;
+}
+
+/// A body read for storing.
+pub enum Buffered<B> {
+    /// All of it, replayable, and its length in bytes.
+    Whole(B, u64),
+    /// Longer than the limit: not stored, but still the whole body, to pass on.
+    TooLarge(B),
 }
 
 /// Response storage addressed by URL, as the Cache API is.

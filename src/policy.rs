@@ -19,14 +19,31 @@ pub const SURROGATE_CONTROL: &str = "surrogate-control";
 const HEURISTIC_CAP_SECS: u64 = 86_400;
 
 /// Settings of the storing policy that come from configuration.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PolicyOptions {
     /// Percent of `Date - Last-Modified` used as heuristic freshness
     /// (RFC 9111 §4.2.2). Zero disables heuristics.
     pub heuristic_percent: u8,
     /// Freshness of a 404 or 410 that gives none (`NEGATIVE_TTL`); zero disables.
     pub negative_ttl: u64,
+    /// Bodies longer than this are passed on, not stored (`MAX_STORED_BODY`).
+    pub max_stored_body: u64,
 }
+
+/// Heuristics and negative caching off; the default body limit.
+impl Default for PolicyOptions {
+    fn default() -> Self {
+        PolicyOptions {
+            heuristic_percent: 0,
+            negative_ttl: 0,
+            max_stored_body: DEFAULT_MAX_STORED_BODY,
+        }
+    }
+}
+
+/// 16 MiB: storing reads a body into memory (twice over, for a moment, while
+/// it streams to its client too), and an isolate has 128 MB.
+pub const DEFAULT_MAX_STORED_BODY: u64 = 16 * 1024 * 1024;
 
 /// Which field the caching directives were taken from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +95,9 @@ pub enum NoStoreReason {
     /// Already stale when it arrived (old `Date`, large `Age`) and no
     /// validator to revalidate it with: no request could ever use it.
     StaleOnArrival,
+    /// Longer than `MAX_STORED_BODY`: storing reads the whole body into
+    /// memory first, and an isolate has 128 MB.
+    TooLarge,
     /// `Vary: *` can never be matched (§4.1).
     VaryStar,
     /// `Vary: Cookie`: keying on raw cookies fragments the cache and leaks.
@@ -100,6 +120,7 @@ impl NoStoreReason {
             NoStoreReason::NoFreshness => "no-freshness",
             NoStoreReason::NoValidator => "no-validator",
             NoStoreReason::StaleOnArrival => "stale-on-arrival",
+            NoStoreReason::TooLarge => "too-large",
             NoStoreReason::VaryStar => "vary-star",
             NoStoreReason::VaryCookie => "vary-cookie",
             NoStoreReason::Authorization => "authorization",
@@ -168,6 +189,19 @@ pub fn storability(
     use NoStoreReason as R;
     if status.is_informational() || matches!(status.as_u16(), 206 | 304) {
         return Err(R::Status);
+    }
+    // A range request reaches the origin with its preconditions (see
+    // `proxy::origin_request`): its 412 or 416 answers that request, not the
+    // URL, and stored would answer every plain GET. Only a full 200 is the URL's.
+    if request.contains_key(header::RANGE) && status != StatusCode::OK {
+        return Err(R::Status);
+    }
+    let declared = response
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > options.max_stored_body) {
+        return Err(R::TooLarge);
     }
     let request_cc = Directives::from_headers(request, header::CACHE_CONTROL).unwrap_or_default();
     if request_cc.has("no-store") {
@@ -355,6 +389,8 @@ mod tests {
             (&[], 200, vec![("cache-control", "max-age=0"), ("etag", "\"x\"")], Ok(0)),
             // Stale on arrival: usable only with a validator to revalidate it.
             (&[], 200, vec![("cache-control", "max-age=60"), ("age", "60")], Err(R::StaleOnArrival)),
+            (&[], 200, vec![("cache-control", "max-age=60"), ("content-length", "16777217")], Err(R::TooLarge)),
+            (&[], 200, vec![("cache-control", "max-age=60"), ("content-length", "16777216")], Ok(60)),
             (&[], 200, vec![("cache-control", "max-age=60"), ("age", "59")], Ok(60)),
             (&[], 200, vec![("cache-control", "max-age=60"), ("date", &ten_days_ago)], Err(R::StaleOnArrival)),
             (&[], 200, vec![("cache-control", "max-age=60"), ("age", "600"), ("etag", "\"x\"")], Ok(60)),
@@ -366,6 +402,10 @@ mod tests {
             (&[("authorization", "Bearer x")], 200, vec![("cache-control", "must-revalidate, max-age=60")], Ok(60)),
             (&[("cache-control", "no-store")], 200, vec![("cache-control", "max-age=60")], Err(R::RequestNoStore)),
             (&[], 206, vec![("cache-control", "max-age=60")], Err(R::Status)),
+            (&[("range", "bytes=9999-")], 416, vec![("cache-control", "max-age=60")], Err(R::Status)),
+            (&[("range", "bytes=0-3"), ("if-match", "\"x\"")], 412, vec![("cache-control", "max-age=60")], Err(R::Status)),
+            (&[("range", "x")], 404, vec![("cache-control", "max-age=60")], Err(R::Status)),
+            (&[("range", "bytes=0-3"), ("if-range", "\"old\"")], 200, vec![("cache-control", "max-age=60")], Ok(60)),
             (&[], 304, vec![("cache-control", "max-age=60")], Err(R::Status)),
             (&[], 503, vec![], Err(R::NoFreshness)),
             (&[], 503, vec![("cache-control", "max-age=5")], Ok(5)),
@@ -395,7 +435,7 @@ mod tests {
         }
         let heuristic = PolicyOptions {
             heuristic_percent: 10,
-            negative_ttl: 0,
+            ..PolicyOptions::default()
         };
         let check = |res: &[(&str, &str)], status: u16| {
             storability(
@@ -429,8 +469,8 @@ mod tests {
     #[test]
     fn negative_ttl_for_404_and_410_without_freshness() {
         let negative = PolicyOptions {
-            heuristic_percent: 0,
             negative_ttl: 30,
+            ..PolicyOptions::default()
         };
         let check = |status: u16, res: &[(&str, &str)], options| {
             storability(

@@ -23,12 +23,14 @@ use crate::conditional;
 use crate::config::Config;
 use crate::cookies;
 use crate::flight::{Flights, Join, Lead, Outcome};
-use crate::headers::{strip_hop_by_hop, strip_targeted_fields, strip_unkeyed_inputs};
+use crate::headers::{
+    strip_hop_by_hop, strip_never_forwarded, strip_targeted_fields, strip_unkeyed_inputs,
+};
 use crate::key::{CacheKey, UserAgentKey};
 use crate::meta::{self, EntryMeta, Freshness, Record, VaryMarker};
 use crate::normalize::{normalize, NormalizedUri};
-use crate::platform::{Background, Body, Origin, OriginError, PlatformError, Storage};
-use crate::policy::{storability, Storable};
+use crate::platform::{Background, Body, Buffered, Origin, OriginError, PlatformError, Storage};
+use crate::policy::{storability, NoStoreReason, Storable};
 use crate::range::{self, RangeResponse};
 use crate::stale::{self, StaleUse};
 use crate::status::{CacheStatus, Phase};
@@ -140,6 +142,11 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             );
         }
         let client = Client::observe(request.headers(), cf_country, &self.config.client);
+        if let Some(name) = &self.config.client.country_header {
+            // Ours to read, not the origin's: it would let the origin answer
+            // per country what is cached per group.
+            request.headers_mut().remove(name);
+        }
         client.stamp(request.headers_mut());
         match *request.method() {
             Method::GET | Method::HEAD => self.cacheable(request, &client, now).await,
@@ -164,8 +171,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         strip_unkeyed_inputs(request.headers_mut());
         if self.config.user_agent == UserAgentKey::Device {
             // The key holds the class; so must everything the origin sees.
-            let agent = HeaderValue::from_static(client.device.canonical_agent());
-            request.headers_mut().insert(header::USER_AGENT, agent);
+            client.stamp_device_class(request.headers_mut());
         }
         let Some(uri) = normalize(request.uri(), &self.config.tracking) else {
             let status = CacheStatus::new(Phase::Bypass).with_detail("no-host");
@@ -285,6 +291,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     /// would be read back as our record.
     async fn fetch_origin(&self, mut request: Request<B>) -> Result<Response<B>, OriginError> {
         strip_hop_by_hop(request.headers_mut());
+        strip_never_forwarded(request.headers_mut());
         let mut response = self.origin.fetch(request).await?;
         // A final response is 200–599 (RFC 9110 §15); anything else cannot
         // be answered to the client, let alone stored.
@@ -363,8 +370,13 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                 // short page that looks complete.
                 let body = match parts.headers.contains_key(header::CONTENT_LENGTH) {
                     true => body,
-                    false => match body.buffered().await {
-                        Ok((whole, _)) => whole,
+                    false => match body.buffered(self.config.policy.max_stored_body).await {
+                        Ok(Buffered::Whole(whole, _)) => whole,
+                        Ok(Buffered::TooLarge(body)) => {
+                            // Streamed on, not stored; the lead, dropped, frees its waiters.
+                            status.detail = Some(NoStoreReason::TooLarge.as_str());
+                            return self.deliver(parts, body, client_headers, method, status);
+                        }
                         Err(e) => {
                             let error = OriginError::Incomplete(e.0);
                             target.failed(&error);

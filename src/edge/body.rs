@@ -1,11 +1,11 @@
 //! Bodies stay JS streams: the hit path hands the Cache API's stream to the
 //! client without copying it through wasm memory.
 
-use crate::platform::{Body, PlatformError};
+use crate::platform::{Body, Buffered, PlatformError};
 use js_sys::{ArrayBuffer, Uint8Array};
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::ReadableStream;
+use web_sys::{ReadableStream, ReadableStreamDefaultReader};
 
 pub enum EdgeBody {
     Empty,
@@ -59,19 +59,65 @@ impl Body for EdgeBody {
         }
     }
 
-    async fn buffered(self) -> Result<(Self, u64), PlatformError> {
-        let buffer = match self {
-            EdgeBody::Stream(s) => read_all(s).await?,
-            EdgeBody::Buffer(b) => b,
-            EdgeBody::Empty => return Ok((EdgeBody::Empty, 0)),
-            EdgeBody::Bytes(b) => {
-                let length = b.len() as u64;
-                return Ok((EdgeBody::Bytes(b), length));
+    async fn buffered(self, limit: u64) -> Result<Buffered<Self>, PlatformError> {
+        let length = match &self {
+            EdgeBody::Empty => 0,
+            EdgeBody::Bytes(b) => b.len() as u64,
+            EdgeBody::Buffer(b) => u64::from(b.byte_length()),
+            EdgeBody::Stream(_) => return read_within(self, limit).await,
+        };
+        Ok(match length > limit {
+            true => Buffered::TooLarge(self),
+            false => Buffered::Whole(self, length),
+        })
+    }
+}
+
+/// Reads a stream on the JS side, chunk by chunk, up to `limit` bytes. The
+/// stream is teed first, so that a body found too long is still whole for
+/// its client: the untouched branch holds at most what was read (`limit`).
+async fn read_within(body: EdgeBody, limit: u64) -> Result<Buffered<EdgeBody>, PlatformError> {
+    let EdgeBody::Stream(stream) = body else {
+        unreachable!("only streams are read here")
+    };
+    let err = |e: JsValue| PlatformError(format!("reading body: {e:?}"));
+    let pair = stream.tee();
+    let (reading, spare): (ReadableStream, ReadableStream) =
+        (pair.get(0).unchecked_into(), pair.get(1).unchecked_into());
+    let reader: ReadableStreamDefaultReader = reading.get_reader().unchecked_into();
+    let chunks = js_sys::Array::new();
+    let mut total: u64 = 0;
+    let (done, value) = (JsValue::from_str("done"), JsValue::from_str("value"));
+    loop {
+        let read = match JsFuture::from(reader.read()).await {
+            Ok(read) => read,
+            Err(e) => {
+                let _ = spare.cancel();
+                return Err(err(e));
             }
         };
-        let length = u64::from(buffer.byte_length());
-        Ok((EdgeBody::Buffer(buffer), length))
+        if js_sys::Reflect::get(&read, &done).map_err(err)?.is_truthy() {
+            break;
+        }
+        let chunk: Uint8Array = js_sys::Reflect::get(&read, &value)
+            .map_err(err)?
+            .unchecked_into();
+        total += u64::from(chunk.length());
+        if total > limit {
+            let _ = reader.cancel();
+            return Ok(Buffered::TooLarge(EdgeBody::Stream(spare)));
+        }
+        chunks.push(&chunk);
     }
+    let _ = spare.cancel();
+    let whole = Uint8Array::new_with_length(total as u32);
+    let mut offset = 0;
+    for chunk in chunks.iter() {
+        let chunk: Uint8Array = chunk.unchecked_into();
+        whole.set(&chunk, offset);
+        offset += chunk.length();
+    }
+    Ok(Buffered::Whole(EdgeBody::Buffer(whole.buffer()), total))
 }
 
 /// Reads a stream to its end on the JS side; rejects when the stream errors.

@@ -74,14 +74,28 @@ pub fn headers_from_js(headers: &web_sys::Headers) -> HeaderMap {
     let pairs: Vec<(String, String)> = serde_json::from_str(&json).unwrap_or_default();
     let mut map = HeaderMap::with_capacity(pairs.len());
     for (name, value) in pairs {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
-        ) {
+        if let (Ok(n), Some(v)) = (HeaderName::from_bytes(name.as_bytes()), value_from(&value)) {
             map.append(n, v);
         }
     }
     map
+}
+
+/// A header value, with control characters `http` refuses read as spaces
+/// rather than the whole field dropped: a dropped `Vary: Cookie\x0b` would
+/// make a per-user page look shareable.
+fn value_from(text: &str) -> Option<HeaderValue> {
+    HeaderValue::from_bytes(text.as_bytes()).ok().or_else(|| {
+        let spaced: Vec<u8> = text
+            .bytes()
+            .map(|b| match b {
+                b'\t' => b,
+                0..=0x1f | 0x7f => b' ',
+                _ => b,
+            })
+            .collect();
+        HeaderValue::from_bytes(&spaced).ok()
+    })
 }
 
 /// Builds the `[[name, value], …]` list a JS `Headers` can be made from, in

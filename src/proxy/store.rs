@@ -161,10 +161,14 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     ) {
         let storage = self.storage.clone();
         let log = self.background.clone();
+        let limit = self.config.policy.max_stored_body;
         self.background.spawn(async move {
             let (parts, body) = response.into_parts();
-            let (body, length) = match body.buffered().await {
-                Ok(whole) => whole,
+            let (body, length) = match body.buffered(limit).await {
+                Ok(Buffered::Whole(body, length)) => (body, length),
+                Ok(Buffered::TooLarge(_)) => {
+                    return log.warn(&format!("not stored, longer than {limit} bytes: {url}"))
+                }
                 Err(e) => return log.warn(&format!("not stored, body incomplete: {url}: {e}")),
             };
             let declared = parts
