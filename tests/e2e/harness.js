@@ -112,8 +112,13 @@ export function rawRequest(base, path, fields = [], { method = 'GET', host = 'sh
   });
 }
 
-/** The response in `raw` so far; `null` until its head has arrived. */
+/** The response in `raw` so far (interim 1xx heads skipped); `null` until its head has arrived. */
 function parseResponse(raw, method) {
+  while (/^HTTP\/1\.1 1\d\d /.test(raw.subarray(0, 13).toString('latin1'))) {
+    const interim = raw.indexOf('\r\n\r\n');
+    if (interim < 0) return null;
+    raw = raw.subarray(interim + 4);
+  }
   const end = raw.indexOf('\r\n\r\n');
   if (end < 0) return null;
   const head = raw.subarray(0, end).toString('latin1').split('\r\n');

@@ -162,6 +162,23 @@ test('Vary: User-Agent is keyed on the raw agent by default', async () => {
   assert.match((await worker.fetch('/ua', { headers: { 'user-agent': IPHONE_12 } })).cacheStatus, /fwd=vary-miss/);
 });
 
+test('VARY_BY_PATH matches every spelling an origin reads as the same path', async () => {
+  echo('/RULED/spelled'); // the origin sees the path as sent; the rule reads it leniently
+  await worker.fetch('/RULED/spelled', { headers: { 'user-agent': IPHONE_15 } });
+  await worker.stored('/RULED/spelled', { 'user-agent': IPHONE_15 });
+  const desktop = await worker.fetch('/RULED/spelled', { headers: { 'user-agent': DESKTOP } });
+  assert.match(desktop.cacheStatus, /fwd=vary-miss/);
+  assert.equal(seen(desktop).device, 'desktop');
+});
+
+test('COUNTRY_HEADER is read by the cache and never reaches the origin', async () => {
+  echo('/country-header');
+  await worker.fetch('/country-header', { headers: { 'x-test-country': 'AT' } });
+  const sent = origin.calls('/country-header')[0].headers;
+  assert.equal(sent['x-test-country'], undefined);
+  assert.equal(sent['cf-ipcountry'], 'DACH');
+});
+
 test('VARY_BY_PATH keys a path on device without the origin saying so', async () => {
   echo('/ruled/page');
   await worker.fetch('/ruled/page', { headers: { 'user-agent': IPHONE_15 } });

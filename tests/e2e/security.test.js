@@ -106,8 +106,8 @@ test('3. VARY_USER_AGENT=device: the origin sees the class agent, never the clie
   }
 });
 
-const CUT_LENGTH = 'HTTP/1.1 200 OK\r\nContent-Length: 200000\r\nCache-Control: max-age=60\r\n\r\n' + 'a'.repeat(50_000);
 const chunk = (text) => `${text.length.toString(16)}\r\n${text}\r\n`;
+const CUT_LENGTH = 'HTTP/1.1 200 OK\r\nContent-Length: 200000\r\nCache-Control: max-age=60\r\n\r\n' + 'a'.repeat(50_000);
 const CUT_CHUNKED = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nCache-Control: max-age=60\r\n\r\n' + chunk('b'.repeat(20_000)).repeat(3);
 
 test('4. a body that breaks off is never stored, and its client sees the failure', async () => {
@@ -281,7 +281,10 @@ test('held: cloaked and encoded tracking parameters reach neither the key nor th
 
 test('held: private pages behind deceptive paths are never stored', async () => {
   for (const path of ['/account.php/x.css', '/account.php;x.css', '/account.php%2Fx.css', '/account%2ephp/x.css', '/static/..%2faccount.php']) {
-    origin.route(path, { headers: { 'cache-control': 'private', 'content-type': 'text/css' }, body: 'per user' });
+    // The origin is asked for the normalised path (`%2f` as `%2F`).
+    for (const spelling of [path, path.replace('%2f', '%2F')]) {
+      origin.route(spelling, { headers: { 'cache-control': 'private', 'content-type': 'text/css' }, body: 'per user' });
+    }
     await worker.fetch(path);
     const again = await worker.fetch(path);
     assert.match(again.cacheStatus, /fwd=uri-miss/, path);
@@ -307,4 +310,95 @@ test('held: a 5 MB body is stored and served whole', async () => {
   assert.ok(hit, 'stored');
   assert.equal(Buffer.compare(hit.body, big), 0);
   assert.equal(origin.calls('/big').length, 1);
+});
+
+// Found by probing the fixes above as an attacker (the review of issue 12).
+
+test('review F1: Vary keys each value exactly as the origin receives it', async () => {
+  origin.route('/token', (req) => ({ headers: { 'cache-control': 'max-age=60', vary: 'X-Token' }, body: `valid=${req.headers['x-token'] === 'a, b'}` }));
+  await worker.fetch('/token', { headers: { 'x-token': 'a,b' } });
+  await worker.stored('/token', { 'x-token': 'a,b' });
+  const victim = await worker.fetch('/token', { headers: { 'x-token': 'a, b' } });
+  assert.match(victim.cacheStatus, /fwd=vary-miss/);
+  assert.equal(victim.body, 'valid=true');
+});
+
+test('review F2: a 412 or 416 answering a range request is never stored for the URL', async () => {
+  origin.route('/ranged', (req) => {
+    const headers = { 'cache-control': 'max-age=60', etag: '"e"' };
+    if (req.headers['if-match'] && req.headers['if-match'] !== '"e"') return { status: 412, headers };
+    if (req.headers.range === 'bytes=9999-') return { status: 416, headers: { ...headers, 'content-range': 'bytes */4' } };
+    return { headers, body: 'full' };
+  });
+  assert.equal((await worker.fetch('/ranged', { headers: { range: 'bytes=9999-' } })).status, 416);
+  assert.equal((await worker.fetch('/ranged', { headers: { range: 'bytes=0-1', 'if-match': '"nope"' } })).status, 412);
+  await sleep(100);
+  const plain = await worker.fetch('/ranged');
+  assert.equal(plain.status, 200);
+  assert.equal(plain.body, 'full');
+});
+
+test('review F3: httpoxy, alias spellings and device aliases never reach the origin', async () => {
+  origin.route('/aliases', (req) => ({ headers: { 'cache-control': 'max-age=60' }, body: JSON.stringify(req.rawHeaders) }));
+  const hostile = [['Proxy', 'http://127.0.0.1:6666'], ['X-Scheme', 'http'], ['X.Forwarded.Host', 'evil.example'], ['X-ARR-SSL', 'x'],
+    ['CF-Visitor', '{"scheme":"http"}'], ['X-Real-IP', '203.0.113.9'], ['True-Client-IP', '203.0.113.9'],
+    ['X-Device-User-Agent', 'iPhone'], ['X-OperaMini-Phone-UA', 'iPhone']];
+  const res = await worker.raw('/aliases', hostile);
+  const names = JSON.parse(res.body.toString()).filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+  for (const [name] of hostile) assert.ok(!names.includes(name.toLowerCase()), name);
+  // A POST keeps its own headers, but never Proxy or Expect.
+  origin.route('/upload', (req) => ({ body: JSON.stringify(req.rawHeaders) }));
+  const post = await worker.raw('/upload', [['Proxy', 'http://127.0.0.1:6666'], ['X-Scheme', 'http']], { method: 'POST', body: 'x' });
+  const posted = JSON.parse(post.body.toString()).map((n) => n.toLowerCase());
+  assert.ok(!posted.includes('proxy'));
+  assert.ok(posted.includes('x-scheme'));
+});
+
+test('review F3: with VARY_USER_AGENT=device the client hints say the class too', async () => {
+  const byDevice = await startWorker({ ORIGIN: origin.url, VARY_USER_AGENT: 'device' });
+  try {
+    origin.route('/hints', (req) => ({ headers: { 'cache-control': 'max-age=60', vary: 'User-Agent' }, body: JSON.stringify(req.headers) }));
+    const res = await byDevice.fetch('/hints', { headers: { 'user-agent': DESKTOP, 'sec-ch-ua-mobile': '?0', 'sec-ch-ua-platform': '"Windows"', 'sec-ch-ua-model': '"x"' } });
+    const seen = JSON.parse(res.body);
+    assert.equal(seen['sec-ch-ua-mobile'], '?0');
+    assert.equal(seen['sec-ch-ua-platform'], undefined);
+    assert.equal(seen['sec-ch-ua-model'], undefined);
+  } finally {
+    await byDevice.dispose();
+  }
+});
+
+test('review F6: a body over MAX_STORED_BODY is passed on whole and not stored', async () => {
+  const small = await startWorker({ ORIGIN: origin.url, MAX_STORED_BODY: '1000' });
+  try {
+    const big = 'z'.repeat(5000);
+    origin.route('/over-length', { headers: { 'cache-control': 'max-age=60' }, body: big });
+    origin.route('/over-chunked', { raw: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nCache-Control: max-age=60\r\n\r\n' + chunk(big) + '0\r\n\r\n' });
+    for (const path of ['/over-length', '/over-chunked']) {
+      const res = await small.fetch(path);
+      assert.equal(res.body, big, path);
+      assert.match(res.cacheStatus, /detail=too-large$/, path);
+    }
+    await sleep(100);
+    assert.match((await small.fetch('/over-length')).cacheStatus, /fwd=uri-miss/);
+  } finally {
+    await small.dispose();
+  }
+});
+
+test('review F7: Expect: 100-continue is not forwarded, so uploads work', async () => {
+  origin.route('/expect', (req) => ({ body: `got ${req.body.length}` }));
+  const res = await worker.raw('/expect', [['Expect', '100-continue']], { method: 'POST', body: 'twelve bytes' });
+  assert.equal(res.status, 200);
+  assert.equal(res.body.toString(), 'got 12');
+});
+
+test('review: Set-Cookie2 never reaches an entry, and a control character cannot hide Vary: Cookie', async () => {
+  origin.route('/cookie2', { headers: { 'cache-control': 'max-age=60', 'set-cookie2': 'sid2=secret' }, body: 'x' });
+  const miss = await worker.fetch('/cookie2');
+  assert.equal(miss.headers.get('set-cookie2'), null);
+  const hit = await worker.stored('/cookie2');
+  assert.equal(hit.headers.get('set-cookie2'), null);
+  origin.route('/vary-ctl', { raw: 'HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nVary: Cookie\x0b\r\nContent-Length: 4\r\n\r\nmine' });
+  assert.match((await worker.fetch('/vary-ctl')).cacheStatus, /detail=vary-cookie$/);
 });
