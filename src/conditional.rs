@@ -114,8 +114,11 @@ pub fn selects(stored: &HeaderMap, not_modified: &HeaderMap) -> bool {
 
 /// Freshens a stored response's headers with a 304's (RFC 9111 §4.3.4):
 /// every field in the 304 replaces the stored one, except the ones that
-/// describe the body the 304 does not carry.
+/// describe the body the 304 does not carry. The stored `Age` goes: it was
+/// the age when first stored, and the response has just been validated, so
+/// its age is now the 304's (absent: zero).
 pub fn freshen(stored: &mut HeaderMap, not_modified: &HeaderMap) {
+    stored.remove(header::AGE);
     let keep = [
         header::CONTENT_LENGTH,
         header::CONTENT_ENCODING,
@@ -186,6 +189,7 @@ mod tests {
             ("etag", "\"a\""),
             ("content-length", "10"),
             ("cache-control", "max-age=1"),
+            ("age", "60"),
             ("x-old", "1"),
         ]);
         freshen(
@@ -200,6 +204,7 @@ mod tests {
         assert_eq!(stored["content-length"], "10");
         assert_eq!(stored["x-old"], "1");
         assert_eq!(stored["x-new"], "2");
+        assert!(!stored.contains_key("age"));
     }
 
     #[test]

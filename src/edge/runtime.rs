@@ -87,8 +87,11 @@ impl Origin<EdgeBody> for EdgeOrigin {
         init.set_headers(&headers);
         // A proxy passes redirects on; it does not follow them.
         init.set_redirect(web_sys::RequestRedirect::Manual);
-        let deadline = web_sys::AbortSignal::timeout_with_u32(self.timeout_ms);
-        init.set_signal(Some(&deadline));
+        // ORIGIN_TIMEOUT is for the response's head: a signal with a timeout
+        // would also cut a body still streaming when it fires.
+        let abort = web_sys::AbortController::new()
+            .map_err(|e| unreachable(format!("abort controller: {e:?}")))?;
+        init.set_signal(Some(&abort.signal()));
         if !matches!(parts.method, Method::GET | Method::HEAD) {
             match body {
                 EdgeBody::Empty => {}
@@ -111,12 +114,28 @@ impl Origin<EdgeBody> for EdgeOrigin {
                 .fetch_with_str_and_init(&url, &init)
                 .map_err(|e| unreachable(format!("assets binding: {e:?}")))?,
         };
-        match JsFuture::from(promise).await {
+        let deadline = timer(self.timeout_ms);
+        let first = js_sys::Promise::race(&js_sys::Array::of2(&promise, &deadline));
+        match JsFuture::from(first).await {
+            // The timer resolves with `undefined`; fetch with a Response.
+            Ok(r) if r.is_undefined() => {
+                abort.abort();
+                Err(OriginError::TimedOut)
+            }
             Ok(r) => Ok(response_from_js(&r.unchecked_into())),
-            Err(_) if deadline.aborted() => Err(OriginError::TimedOut),
             Err(e) => Err(unreachable(format!("fetching {url}: {e:?}"))),
         }
     }
+}
+
+/// A promise resolved with `undefined` after `ms` milliseconds.
+fn timer(ms: u32) -> js_sys::Promise {
+    js_sys::Promise::new(&mut |resolve, _| {
+        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+        let ms = i32::try_from(ms).unwrap_or(i32::MAX);
+        // Fails only without a global setTimeout, which workerd always has.
+        let _ = global.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    })
 }
 
 /// Sets a property the `web_sys` type has no setter for.
@@ -139,12 +158,7 @@ impl Background for EdgeBackground {
     }
 
     fn sleep(&self, ms: u64) -> impl Future<Output = ()> + 'static {
-        let promise = js_sys::Promise::new(&mut |resolve, _| {
-            let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-            let ms = i32::try_from(ms).unwrap_or(i32::MAX);
-            // Fails only without a global setTimeout, which workerd always has.
-            let _ = global.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-        });
+        let promise = timer(u32::try_from(ms).unwrap_or(u32::MAX));
         async move {
             let _ = JsFuture::from(promise).await;
         }

@@ -7,8 +7,9 @@ import { Miniflare } from 'miniflare';
 
 /**
  * An origin whose answers are set per path; every request it sees is recorded.
- * An answer is `{status, headers, body}`, `'hang'`, `'reset'`, or `{raw}`:
- * bytes written to the socket as they are before it closes.
+ * An answer is `{status, headers, body}`, `'hang'`, `'reset'`, `{raw}`:
+ * bytes written to the socket as they are before it closes, or `{stream}`:
+ * `{headers, chunks, gapMs}`, a body that trickles.
  */
 export async function startOrigin() {
   const routes = new Map();
@@ -29,6 +30,15 @@ export async function startOrigin() {
     if (answer === 'reset') return req.socket.destroy();
     // Hand-made bytes (a broken framing, say), then the connection closes.
     if (answer.raw) return req.socket.end(answer.raw);
+    // A body sent a chunk at a time, `gapMs` apart.
+    if (answer.stream) {
+      res.writeHead(200, answer.stream.headers);
+      for (const chunk of answer.stream.chunks) {
+        res.write(chunk);
+        await sleep(answer.stream.gapMs);
+      }
+      return res.end();
+    }
     res.writeHead(answer.status ?? 200, answer.headers ?? {});
     res.end(answer.body ?? '');
   });

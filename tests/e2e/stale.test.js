@@ -1,0 +1,199 @@
+// Stale-while-revalidate, stale-if-error, one origin fetch per key, negative
+// caching (issue 8), in workerd against a counting origin that can be slow.
+// An `age` equal to `max-age` makes an entry stale the moment it is stored,
+// so no test sleeps through a freshness lifetime.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startOrigin, startWorker, sleep } from './harness.js';
+
+let origin;
+let worker;
+before(async () => {
+  origin = await startOrigin();
+  worker = await startWorker({ ORIGIN: origin.url, ORIGIN_TIMEOUT: '2' });
+});
+after(async () => {
+  await worker?.dispose();
+  await origin?.close();
+});
+
+/** Answers after `ms` milliseconds. */
+const slowly = (ms, answer) => async (req, n) => {
+  await sleep(ms);
+  return typeof answer === 'function' ? answer(req, n) : answer;
+};
+const timed = async (promise) => {
+  const started = Date.now();
+  const res = await promise;
+  return { ...res, ms: Date.now() - started };
+};
+/** Waits for background work (revalidations, writes) to land. */
+const settle = () => sleep(300);
+
+test('stale-while-revalidate answers at once while the origin is slow, then serves the refreshed entry', async () => {
+  origin.route('/swr', slowly(1500, (req, n) => (n === 1
+    ? { headers: { 'cache-control': 'max-age=60, stale-while-revalidate=600', age: '60', etag: '"v1"' }, body: 'first' }
+    : { status: 304, headers: { 'cache-control': 'max-age=60, stale-while-revalidate=600', etag: '"v1"' } })));
+  await worker.fetch('/swr');
+  await settle();
+  const stale = await timed(worker.fetch('/swr'));
+  assert.ok(stale.ms < 700, `answered in ${stale.ms} ms`);
+  assert.equal(stale.body, 'first');
+  assert.match(stale.cacheStatus, /^edge-cache; hit; ttl=-?\d+; detail=stale-while-revalidate$/);
+  await sleep(2000); // the background revalidation waits for the slow origin
+  const calls = origin.calls('/swr');
+  assert.equal(calls.length, 2);
+  assert.equal(calls[1].headers['if-none-match'], '"v1"');
+  const fresh = await worker.fetch('/swr');
+  assert.equal(fresh.body, 'first', 'a 304 keeps the stored body');
+  // Fresh again; its age counts from the request that revalidated it, so
+  // the origin's 1.5 s delay counts as age (RFC 9111 §4.2.3 response_delay).
+  assert.match(fresh.cacheStatus, /^edge-cache; hit; ttl=5[6-9]$/);
+  assert.equal(origin.calls('/swr').length, 2);
+});
+
+test('a background 200 replaces the entry; an error leaves the stale one in place', async () => {
+  origin.route('/swr-replace', (req, n) => {
+    const headers = { 'cache-control': 'max-age=60, stale-while-revalidate=600', age: '60', etag: `"v${n}"` };
+    if (n === 2) return { status: 503, body: 'down' };
+    return { headers, body: `version ${n}` };
+  });
+  await worker.fetch('/swr-replace');
+  await settle();
+  assert.equal((await worker.fetch('/swr-replace')).body, 'version 1'); // background 503
+  await settle();
+  assert.equal((await worker.fetch('/swr-replace')).body, 'version 1'); // background 200
+  await settle();
+  const replaced = await worker.fetch('/swr-replace');
+  assert.equal(replaced.body, 'version 3');
+});
+
+test('stale-if-error masks 503, a reset and a timeout inside its window, and not after it', async () => {
+  const stored = { 'cache-control': 'max-age=60, stale-if-error=600', age: '60', etag: '"s"' };
+  for (const [path, failure] of [['/sie-503', { status: 503, body: 'down' }], ['/sie-reset', 'reset'], ['/sie-hang', 'hang']]) {
+    origin.route(path, (req, n) => (n === 1 ? { headers: stored, body: 'good copy' } : failure));
+    await worker.fetch(path);
+    await settle();
+    const masked = await worker.fetch(path);
+    assert.equal(masked.status, 200, path);
+    assert.equal(masked.body, 'good copy', path);
+    assert.match(masked.cacheStatus, /^edge-cache; fwd=stale; (fwd-status=503; )?ttl=-?\d+; detail=stale-if-error$/, path);
+  }
+  // Past the window (stale by 940 s of 600) the failure goes through.
+  origin.route('/sie-late', (req, n) => (n === 1
+    ? { headers: { 'cache-control': 'max-age=60, stale-if-error=600', age: '1000', etag: '"s"' }, body: 'old copy' }
+    : { status: 503, body: 'down' }));
+  await worker.fetch('/sie-late');
+  await settle();
+  const late = await worker.fetch('/sie-late');
+  assert.equal(late.status, 503);
+  assert.equal(late.body, 'down');
+});
+
+test('s-maxage and must-revalidate entries are not served stale, whatever the defaults', async () => {
+  const lenient = await startWorker({ ORIGIN: origin.url, STALE_IF_ERROR: '600', STALE_WHILE_REVALIDATE: '600' });
+  try {
+    for (const cc of ['s-maxage=60', 'max-age=60, must-revalidate', 'max-age=60, proxy-revalidate']) {
+      const path = `/strict-${cc.replace(/\W+/g, '-')}`;
+      origin.route(path, (req, n) => (n === 1 ? { headers: { 'cache-control': cc, age: '60', etag: '"x"' }, body: 'old' } : { status: 503, body: 'down' }));
+      await lenient.fetch(path);
+      await settle();
+      const res = await lenient.fetch(path);
+      assert.equal(res.status, 503, cc);
+    }
+    // The same defaults do apply to a response that forbids nothing.
+    origin.route('/lenient', (req, n) => (n === 1 ? { headers: { 'cache-control': 'max-age=60', age: '60', etag: '"x"' }, body: 'old' } : { status: 503, body: 'down' }));
+    await lenient.fetch('/lenient');
+    await settle();
+    const served = await lenient.fetch('/lenient');
+    assert.equal(served.body, 'old');
+    assert.match(served.cacheStatus, /detail=stale-while-revalidate/);
+  } finally {
+    await lenient.dispose();
+  }
+});
+
+/** Sends `n` requests at once. */
+const burst = (n, path, init) => Promise.all(Array.from({ length: n }, () => worker.fetch(path, init)));
+
+test('a stampede of 50 on a cold key with a slow origin makes one origin call; all get the same body', async () => {
+  let version = 0;
+  origin.route('/cold', slowly(500, () => ({ headers: { 'cache-control': 'max-age=60' }, body: `body ${++version}` })));
+  const answers = await burst(50, '/cold');
+  assert.equal(origin.calls('/cold').length, 1);
+  assert.deepEqual(new Set(answers.map((r) => r.body)), new Set(['body 1']));
+  assert.equal(answers.filter((r) => /collapsed/.test(r.cacheStatus)).length, 49);
+});
+
+test('a stampede of 50 on an expired key makes one conditional origin call', async () => {
+  origin.route('/expired', slowly(500, (req, n) => (n === 1
+    ? { headers: { 'cache-control': 'max-age=60', age: '60', etag: '"e"' }, body: 'kept' }
+    : { status: 304, headers: { 'cache-control': 'max-age=60', etag: '"e"' } })));
+  await worker.fetch('/expired');
+  await settle();
+  const answers = await burst(50, '/expired');
+  assert.equal(origin.calls('/expired').length, 2);
+  assert.ok(answers.every((r) => r.status === 200 && r.body === 'kept'));
+});
+
+test('a private answer is not handed to waiters: each asks the origin, at once', async () => {
+  let n = 0;
+  origin.route('/mine', slowly(500, () => ({ headers: { 'cache-control': 'private, max-age=60' }, body: `for ${++n}` })));
+  const started = Date.now();
+  const answers = await burst(10, '/mine');
+  const elapsed = Date.now() - started;
+  assert.equal(origin.calls('/mine').length, 10);
+  assert.equal(new Set(answers.map((r) => r.body)).size, 10);
+  // Leader, then everyone else together: two origin delays, not ten.
+  assert.ok(elapsed < 2500, `took ${elapsed} ms`);
+});
+
+test('a waiter of another variant is not given the leader\'s', async () => {
+  origin.route('/lang', slowly(300, (req) => ({ headers: { 'cache-control': 'max-age=60', vary: 'Accept-Language' }, body: `in ${req.headers['accept-language']}` })));
+  const [de, fr] = await Promise.all([
+    worker.fetch('/lang', { headers: { 'accept-language': 'de' } }),
+    worker.fetch('/lang', { headers: { 'accept-language': 'fr' } }),
+  ]);
+  assert.equal(de.body, 'in de');
+  assert.equal(fr.body, 'in fr');
+});
+
+test('a dead origin sees one request from a burst, and every waiter gets the error', async () => {
+  origin.route('/down', slowly(300, 'reset'));
+  const answers = await burst(20, '/down');
+  assert.equal(origin.calls('/down').length, 1);
+  assert.ok(answers.every((r) => r.status === 502));
+});
+
+test('requests with Authorization never share a fetch', async () => {
+  origin.route('/authed', slowly(300, { headers: { 'cache-control': 'public, max-age=60' }, body: 'x' }));
+  await Promise.all(Array.from({ length: 5 }, () => worker.fetch('/authed', { headers: { authorization: 'Bearer t' } })));
+  assert.equal(origin.calls('/authed').length, 5);
+});
+
+test('404 and 410 without freshness are kept NEGATIVE_TTL seconds; explicit freshness wins; 0 turns it off', async () => {
+  origin.route('/gone', { status: 404, body: 'no such page' });
+  const first = await worker.fetch('/gone');
+  assert.match(first.cacheStatus, /fwd-status=404; stored; ttl=30$/);
+  assert.equal((await worker.stored('/gone')).status, 404);
+  assert.equal(origin.calls('/gone').length, 1);
+  origin.route('/gone-short', { status: 410, headers: { 'cache-control': 'max-age=5' }, body: 'gone' });
+  assert.match((await worker.fetch('/gone-short')).cacheStatus, /ttl=5$/);
+  origin.route('/server-error', { status: 500, body: 'oops' });
+  assert.match((await worker.fetch('/server-error')).cacheStatus, /detail=no-freshness$/);
+  const off = await startWorker({ ORIGIN: origin.url, NEGATIVE_TTL: '0' });
+  try {
+    origin.route('/gone-off', { status: 404, body: 'nope' });
+    assert.match((await off.fetch('/gone-off')).cacheStatus, /detail=no-freshness$/);
+  } finally {
+    await off.dispose();
+  }
+});
+
+test('a body that streams for longer than ORIGIN_TIMEOUT arrives whole: the timeout is for the headers', async () => {
+  origin.route('/trickle', { stream: { headers: { 'cache-control': 'max-age=60' }, chunks: ['a', 'b', 'c', 'd'], gapMs: 1000 } });
+  const res = await timed(worker.fetch('/trickle'));
+  assert.equal(res.status, 200);
+  assert.equal(res.body, 'abcd');
+  assert.ok(res.ms > 2500, `took ${res.ms} ms`);
+});
