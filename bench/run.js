@@ -26,7 +26,26 @@ try {
   }
 }
 
-const origin = http.createServer((req, res) => {
+// `/stampede/…` answers after STAMPEDE_DELAY ms and counts its calls: the
+// first call of an `expired` path is stored already stale (Age = max-age,
+// with an ETag), later calls revalidate it with a 304.
+const STAMPEDE = Number(process.env.STAMPEDE ?? 100);
+const STAMPEDE_DELAY = Number(process.env.STAMPEDE_DELAY ?? 500);
+const stampedeCalls = new Map();
+const origin = http.createServer(async (req, res) => {
+  if (req.url.startsWith('/stampede/')) {
+    const calls = (stampedeCalls.get(req.url) ?? 0) + 1;
+    stampedeCalls.set(req.url, calls);
+    await new Promise((r) => setTimeout(r, STAMPEDE_DELAY));
+    const headers = { 'content-type': 'text/plain', 'cache-control': 'public, max-age=60', etag: '"s"' };
+    if (req.headers['if-none-match'] === '"s"') {
+      res.writeHead(304, headers);
+      return res.end();
+    }
+    if (req.url.includes('expired')) headers.age = '60';
+    res.writeHead(200, headers);
+    return res.end(BODY);
+  }
   res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'public, max-age=86400', etag: '"bench"' });
   res.end(BODY);
 });
@@ -142,6 +161,47 @@ for (const [name, s] of Object.entries(summary)) {
 console.log(`\nedge-cache / bare throughput: ${(report.hit_throughput_ratio * 100).toFixed(1)}%`);
 console.log(`edge-cache / bare CPU per hit (workerd process): ${(report.hit_cpu_ratio * 100).toFixed(1)}%`);
 console.log(`wasm: ${report.wasm_bytes} bytes, ${report.wasm_gzip_bytes} gzipped`);
+
+// Stampede: STAMPEDE requests at once on one key, the origin taking
+// STAMPEDE_DELAY ms. The bare worker (match, else fetch and put) is what a
+// cache without coalescing does.
+async function stampede(name, path) {
+  const base = (await workers[name].ready).origin;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: STAMPEDE });
+  const one = () =>
+    new Promise((resolve, reject) => {
+      const started = performance.now();
+      http.get(`${base}${path}`, { agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ ms: performance.now() - started, status: res.statusCode }));
+      }).on('error', reject);
+    });
+  const answers = await Promise.all(Array.from({ length: STAMPEDE }, one));
+  agent.destroy();
+  const ms = answers.map((a) => a.ms).sort((a, b) => a - b);
+  const at = (q) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))];
+  const calls = [...stampedeCalls].filter(([url]) => url.startsWith(path.split('?')[0])).reduce((n, [, c]) => n + c, 0);
+  return { origin_calls: calls, p50_ms: at(0.5), p99_ms: at(0.99), non_200: answers.filter((a) => a.status !== 200).length };
+}
+report.stampede = { requests: STAMPEDE, origin_delay_ms: STAMPEDE_DELAY };
+report.stampede.cold = {
+  'edge-cache (Rust/wasm)': await stampede('edge-cache (Rust/wasm)', '/stampede/cold-edge'),
+  'bare JS worker': await stampede('bare JS worker', '/stampede/cold-bare'),
+};
+// An expired key: one request stores it already stale, then the burst.
+const expiredBase = (await workers['edge-cache (Rust/wasm)'].ready).origin;
+await (await fetch(`${expiredBase}/stampede/expired-edge`)).text();
+await new Promise((r) => setTimeout(r, 300));
+stampedeCalls.set('/stampede/expired-edge', 0);
+report.stampede.expired = { 'edge-cache (Rust/wasm)': await stampede('edge-cache (Rust/wasm)', '/stampede/expired-edge') };
+console.log(`\nstampede: ${STAMPEDE} requests at once, origin answers in ${STAMPEDE_DELAY} ms`);
+console.log('case     worker                    origin calls   p50 ms   p99 ms  non-200');
+for (const [kind, byWorker] of Object.entries({ cold: report.stampede.cold, expired: report.stampede.expired })) {
+  for (const [name, r] of Object.entries(byWorker)) {
+    console.log(`${kind.padEnd(8)} ${name.padEnd(24)} ${String(r.origin_calls).padStart(13)} ${r.p50_ms.toFixed(0).padStart(8)} ${r.p99_ms.toFixed(0).padStart(8)} ${String(r.non_200).padStart(8)}`);
+  }
+}
+
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/latest.json', JSON.stringify(report, null, 2));
 

@@ -41,7 +41,7 @@ pub fn response_to_js(response: Response<EdgeBody>) -> Result<web_sys::Response>
     // Every body the core hands back is as the origin encoded it (see
     // `EdgeOrigin::fetch`) or made here unencoded: send it as it is. The
     // default would compress once more whatever `Content-Encoding` says.
-    super::runtime::set(&init, "encodeBody", "manual");
+    super::runtime::set_manual(&init, super::runtime::Manual::EncodeBody);
     init.set_status(parts.status.as_u16());
     init.set_headers(&headers_to_js(&parts.headers)?);
     // 101, 204, 205 and 304 must not have a body, not even an empty one.

@@ -24,6 +24,21 @@ thread_local! {
     /// Origin fetches in flight in this isolate (plain data: keys and
     /// wake-ups), shared by the requests it serves at once.
     static FLIGHTS: Flights = Flights::default();
+    /// The configuration, read from `env` once per isolate: an isolate runs
+    /// one version of the worker, whose vars and secrets do not change, and
+    /// reading them costs a JS crossing each on every hit otherwise.
+    static CONFIG: std::cell::RefCell<Option<Config>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The isolate's configuration; an invalid one is read (and reported) again
+/// on every request, never kept.
+fn config(env: &Env) -> Result<Config, crate::config::ConfigError> {
+    if let Some(config) = CONFIG.with_borrow(Option::clone) {
+        return Ok(config);
+    }
+    let config = Config::from_lookup(|name| lookup(env, name))?;
+    CONFIG.set(Some(config.clone()));
+    Ok(config)
 }
 
 /// Handles one fetch event.
@@ -34,7 +49,7 @@ pub async fn handle(
 ) -> worker::Result<web_sys::Response> {
     console_error_panic_hook::set_once();
     let now = UNIX_EPOCH + Duration::from_millis(js_sys::Date::now() as u64);
-    let config = match Config::from_lookup(|name| lookup(&env, name)) {
+    let config = match config(&env) {
         Ok(c) => c,
         Err(e) => {
             worker::console_error!("edge-cache: {e}");

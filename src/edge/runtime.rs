@@ -105,7 +105,7 @@ impl Origin<EdgeBody> for EdgeOrigin {
         // names, and ranges cut the same bytes the origin would. (By default
         // fetch decodes gzip and br but keeps the encoded length.) workerd
         // reads this option from fetch's init only, not from a Request's.
-        set(&init, "encodeResponseBody", "manual");
+        set_manual(&init, Manual::EncodeResponseBody);
         let promise = match &self.target {
             OriginTarget::Url(_) => js_sys::global()
                 .unchecked_into::<web_sys::WorkerGlobalScope>()
@@ -138,10 +138,34 @@ fn timer(ms: u32) -> js_sys::Promise {
     })
 }
 
-/// Sets a property the `web_sys` type has no setter for.
-pub fn set(target: &JsValue, name: &str, value: &str) {
-    // Only fails on a frozen object or a throwing setter, neither of which an init is.
-    let _ = js_sys::Reflect::set(target, &JsValue::from_str(name), &JsValue::from_str(value));
+/// The init options `web_sys` has no setters for, each set to `"manual"`.
+#[derive(Clone, Copy)]
+pub enum Manual {
+    /// `Response` init: send the body as it is (`encodeBody`).
+    EncodeBody,
+    /// `fetch` init: hand back the body as the origin sent it (`encodeResponseBody`).
+    EncodeResponseBody,
+}
+
+thread_local! {
+    /// The strings, made once per isolate: every response sets one.
+    static MANUAL: [JsValue; 3] = [
+        JsValue::from_str("encodeBody"),
+        JsValue::from_str("encodeResponseBody"),
+        JsValue::from_str("manual"),
+    ];
+}
+
+/// Sets `option: "manual"` on an init object.
+pub fn set_manual(init: &JsValue, option: Manual) {
+    MANUAL.with(|[body, response_body, manual]| {
+        let name = match option {
+            Manual::EncodeBody => body,
+            Manual::EncodeResponseBody => response_body,
+        };
+        // Only fails on a frozen object or a throwing setter, neither of which an init is.
+        let _ = js_sys::Reflect::set(init, name, manual);
+    });
 }
 
 /// `ctx.wait_until` for background work; the console for warnings.
