@@ -354,14 +354,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     ) -> Response<B> {
         let (mut parts, body) = response.into_parts();
         status.fwd_status = Some(parts.status.as_u16());
-        let plan = storability(
-            client_headers,
-            parts.status,
-            &parts.headers,
-            now,
-            self.config.policy,
-        );
-        match plan {
+        match self.plan(client_headers, &parts, now) {
             Ok(plan) => {
                 // Without `Content-Length` a client cannot tell a body that
                 // broke off (workerd ends a chunked response cleanly even when
@@ -396,6 +389,24 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                 self.deliver(parts, body, client_headers, method, status)
             }
         }
+    }
+}
+
+impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
+    /// Whether, and how, a response to `request` may be stored (RFC 9111 §3).
+    fn plan(
+        &self,
+        request: &HeaderMap,
+        response: &Parts,
+        now: SystemTime,
+    ) -> Result<Storable, NoStoreReason> {
+        storability(
+            request,
+            response.status,
+            &response.headers,
+            now,
+            self.config.policy,
+        )
     }
 }
 

@@ -80,14 +80,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         let (not_modified, _) = response.into_parts();
         let (mut parts, body) = entry.response.into_parts();
         conditional::freshen(&mut parts.headers, &not_modified.headers);
-        let plan = storability(
-            client,
-            parts.status,
-            &parts.headers,
-            now,
-            self.config.policy,
-        );
-        match plan {
+        match self.plan(client, &parts, now) {
             Ok(plan) => {
                 let stored = self.store(target, &plan, &mut parts, body, (client, method), now);
                 status.stored = true;
