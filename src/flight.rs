@@ -19,25 +19,34 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
 use std::task::Poll;
+use std::time::{Duration, SystemTime};
 
 /// How a flight ended, as its waiters see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// A shared entry was stored (or freshened): read it from storage.
-    Stored,
+    /// A shared entry was stored (or freshened) at this storage URL: read
+    /// it from storage. Written after the waiter joined, it may serve the
+    /// waiter even if it is already stale (a `no-cache` entry, just
+    /// validated): that is what collapsing the waiter's request means.
+    Stored(String),
     /// Nothing shareable came of it (not storable, `private`, a `Set-Cookie`
     /// kept for the leader's own client, a failed write, the leader gone):
     /// each waiter asks the origin itself, all at once.
     NotShared,
     /// The origin failed; a dead origin must not see one retry per waiter.
     Failed(OriginError),
+    /// The origin answered this error status (500, 502, 503, 504), not
+    /// stored: an overloaded origin must not see one retry per waiter either.
+    ErrorStatus(u16),
 }
 
 /// A waiting request's wake-up, given to the leader.
 type Wake = Box<dyn FnOnce()>;
 
-#[derive(Default)]
 struct Flight {
+    /// When its leader set off: a flight older than the bound takes no
+    /// more waiters (see [`Flights::join`]).
+    started: SystemTime,
     outcome: Option<Outcome>,
     wakes: Vec<Wake>,
 }
@@ -53,16 +62,28 @@ pub enum Join {
 }
 
 impl Flights {
-    /// Leads a new flight for `key`, or waits for the one in progress.
-    pub fn join(&self, key: &str) -> Join {
+    /// Leads a new flight for `key`, or waits for the one in progress. A
+    /// flight that set off more than `bound` ago (its leader hung, or its
+    /// body trickles) takes no more waiters: this request leads a new one,
+    /// so a leader that never finishes cannot hold its key for longer.
+    pub fn join(&self, key: &str, now: SystemTime, bound: Duration) -> Join {
         let mut flights = self.0.borrow_mut();
         match flights.get(key) {
-            Some(flight) => Join::Waiter(Wait(flight.clone())),
-            None => {
-                flights.insert(key.to_string(), Rc::default());
+            Some(flight) if flight.borrow().started + bound > now => {
+                Join::Waiter(Wait(flight.clone()))
+            }
+            _ => {
+                let flight = Flight {
+                    started: now,
+                    outcome: None,
+                    wakes: Vec::new(),
+                };
+                let flight = Rc::new(RefCell::new(flight));
+                flights.insert(key.to_string(), flight.clone());
                 Join::Leader(Lead {
                     flights: self.clone(),
                     key: key.to_string(),
+                    flight,
                 })
             }
         }
@@ -80,6 +101,7 @@ impl Flights {
 pub struct Lead {
     flights: Flights,
     key: String,
+    flight: Rc<RefCell<Flight>>,
 }
 
 impl Lead {
@@ -90,11 +112,18 @@ impl Lead {
     }
 
     fn end(&self, outcome: Outcome) {
-        let Some(flight) = self.flights.0.borrow_mut().remove(&self.key) else {
-            return;
-        };
+        {
+            // Leave the key to a newer flight that replaced this one.
+            let mut flights = self.flights.0.borrow_mut();
+            if flights
+                .get(&self.key)
+                .is_some_and(|f| Rc::ptr_eq(f, &self.flight))
+            {
+                flights.remove(&self.key);
+            }
+        }
         let wakes = {
-            let mut flight = flight.borrow_mut();
+            let mut flight = self.flight.borrow_mut();
             flight.outcome = Some(outcome);
             std::mem::take(&mut flight.wakes)
         };
@@ -152,18 +181,46 @@ mod tests {
     use crate::memory::QueuedBackground;
     use futures::executor::LocalPool;
     use futures::task::LocalSpawnExt;
+    use std::time::UNIX_EPOCH;
+
+    const T0: SystemTime = UNIX_EPOCH;
+    const BOUND: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_flight_past_its_bound_takes_no_more_waiters() {
+        let flights = Flights::default();
+        let background = QueuedBackground::default();
+        let Join::Leader(stuck) = flights.join("k", T0, BOUND) else {
+            panic!()
+        };
+        let Join::Waiter(early) = flights.join("k", T0 + BOUND / 2, BOUND) else {
+            panic!("inside the bound, requests wait")
+        };
+        let Join::Leader(fresh) = flights.join("k", T0 + BOUND, BOUND) else {
+            panic!("past the bound, a request leads a new flight")
+        };
+        // The stuck leader ending late does not end the new flight.
+        stuck.finish(Outcome::NotShared);
+        assert_eq!(flights.in_flight(), 1);
+        assert_eq!(
+            futures::executor::block_on(early.outcome(&background)),
+            Outcome::NotShared
+        );
+        fresh.finish(Outcome::Stored("u".into()));
+        assert_eq!(flights.in_flight(), 0);
+    }
 
     #[test]
     fn one_leader_many_waiters_one_outcome() {
         let flights = Flights::default();
         let background = QueuedBackground::default();
-        let Join::Leader(lead) = flights.join("k") else {
+        let Join::Leader(lead) = flights.join("k", T0, BOUND) else {
             panic!("the first request leads")
         };
         let mut pool = LocalPool::new();
         let seen = Rc::new(RefCell::new(Vec::new()));
         for _ in 0..5 {
-            let Join::Waiter(wait) = flights.join("k") else {
+            let Join::Waiter(wait) = flights.join("k", T0, BOUND) else {
                 panic!("later requests wait")
             };
             let (seen, background) = (seen.clone(), background.clone());
@@ -174,22 +231,22 @@ mod tests {
                 })
                 .unwrap();
         }
-        assert!(matches!(flights.join("other"), Join::Leader(_)));
+        assert!(matches!(flights.join("other", T0, BOUND), Join::Leader(_)));
         pool.run_until_stalled();
         assert!(seen.borrow().is_empty());
-        lead.finish(Outcome::Stored);
+        lead.finish(Outcome::Stored("u".into()));
         pool.run_until_stalled();
-        assert_eq!(*seen.borrow(), vec![Outcome::Stored; 5]);
+        assert_eq!(*seen.borrow(), vec![Outcome::Stored("u".into()); 5]);
         // The next request after the flight leads a new one.
-        assert!(matches!(flights.join("k"), Join::Leader(_)));
+        assert!(matches!(flights.join("k", T0, BOUND), Join::Leader(_)));
     }
 
     #[test]
     fn a_dropped_leader_releases_its_waiters() {
         let flights = Flights::default();
         let background = QueuedBackground::default();
-        let lead = flights.join("k");
-        let Join::Waiter(wait) = flights.join("k") else {
+        let lead = flights.join("k", T0, BOUND);
+        let Join::Waiter(wait) = flights.join("k", T0, BOUND) else {
             panic!()
         };
         drop(lead);

@@ -289,7 +289,15 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     /// The only way to the origin. Hop-by-hop fields go in both directions,
     /// and an origin's own `x-edge-cache-meta` never gets in: stored, it
     /// would be read back as our record.
-    async fn fetch_origin(&self, mut request: Request<B>) -> Result<Response<B>, OriginError> {
+    /// A response without `Date` gets one, the time it was received (RFC
+    /// 9110 §6.6.1: a recipient with a clock MUST, when it caches or
+    /// forwards); a 304 without one would otherwise freshen an entry with
+    /// its old `Date` and leave it as stale as before.
+    async fn fetch_origin(
+        &self,
+        mut request: Request<B>,
+        now: SystemTime,
+    ) -> Result<Response<B>, OriginError> {
         strip_hop_by_hop(request.headers_mut());
         strip_never_forwarded(request.headers_mut());
         let mut response = self.origin.fetch(request).await?;
@@ -298,8 +306,13 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         if !(200..=599).contains(&response.status().as_u16()) {
             return Err(OriginError::InvalidStatus(response.status().as_u16()));
         }
-        strip_hop_by_hop(response.headers_mut());
-        response.headers_mut().remove(meta::META_HEADER);
+        let headers = response.headers_mut();
+        strip_hop_by_hop(headers);
+        headers.remove(meta::META_HEADER);
+        if !headers.contains_key(header::DATE) {
+            let date = HeaderValue::from_str(&httpdate::fmt_http_date(now)).expect("ASCII");
+            headers.insert(header::DATE, date);
+        }
         Ok(response)
     }
 
@@ -308,6 +321,8 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     async fn read(&self, url: &str) -> Option<(Record, Response<B>)> {
         match self.storage.get(url).await {
             Ok(Some(mut response)) => {
+                // The Cache API's own note on the copy, not the origin's.
+                response.headers_mut().remove("cf-cache-status");
                 let record = meta::from_stored(response.headers_mut())?;
                 Some((record, response))
             }
@@ -330,11 +345,15 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     ) -> Response<B> {
         let client_headers = request.headers().clone();
         let method = request.method().clone();
-        match self.fetch_origin(origin_request(request)).await {
-            Ok(response) => {
-                self.store_and_respond(response, &client_headers, &method, target, status, now)
-                    .await
-            }
+        let client = (&client_headers, &method);
+        match self.fetch_origin(origin_request(request), now).await {
+            Ok(response) => match self
+                .store_and_respond(response, client, target, status, now)
+                .await
+            {
+                Ok(answer) => answer,
+                Err((status, e)) => self.origin_failed(status, e, now),
+            },
             Err(e) => {
                 target.failed(&e);
                 self.origin_failed(status, e, now)
@@ -342,53 +361,60 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Stores what may be stored and answers the client. A response about
+    /// to be stored is read whole first (up to `MAX_STORED_BODY`), then sent:
+    /// its stored copy does not wait on how fast its client reads (a tee
+    /// would: workerd paces both halves), waiters are released as soon as it
+    /// is stored, and a body that breaks off is an error, not a short page
+    /// that looks complete (workerd ends a chunked response cleanly even when
+    /// its source failed). That error comes back, with the status so far, so
+    /// a revalidation can still answer from its stale entry; the target's
+    /// waiters have been told.
     async fn store_and_respond(
         &self,
         response: Response<B>,
-        client_headers: &HeaderMap,
-        method: &Method,
+        (client_headers, method): (&HeaderMap, &Method),
         target: Target<'_>,
         mut status: CacheStatus,
         now: SystemTime,
-    ) -> Response<B> {
+    ) -> Result<Response<B>, (CacheStatus, OriginError)> {
         let (mut parts, body) = response.into_parts();
         status.fwd_status = Some(parts.status.as_u16());
-        match self.plan(client_headers, &parts, now) {
-            Ok(plan) => {
-                // Without `Content-Length` a client cannot tell a body that
-                // broke off (workerd ends a chunked response cleanly even when
-                // its source failed), so a body about to be stored is read
-                // whole first: if it breaks, this client gets a 502, not a
-                // short page that looks complete.
-                let body = match parts.headers.contains_key(header::CONTENT_LENGTH) {
-                    true => body,
-                    false => match body.buffered(self.config.policy.max_stored_body).await {
-                        Ok(Buffered::Whole(whole, _)) => whole,
-                        Ok(Buffered::TooLarge(body)) => {
-                            // Streamed on, not stored; the lead, dropped, frees its waiters.
-                            status.detail = Some(NoStoreReason::TooLarge.as_str());
-                            return self.deliver(parts, body, client_headers, method, status);
-                        }
-                        Err(e) => {
-                            let error = OriginError::Incomplete(e.0);
-                            target.failed(&error);
-                            return self.origin_failed(status, error, now);
-                        }
-                    },
-                };
-                let client = (client_headers, method);
-                let stored = self.store(target, &plan, &mut parts, body, client, now);
-                status.stored = true;
-                status.ttl = Some(stored.meta.ttl(now));
-                self.deliver(parts, stored.client_body, client_headers, method, status)
-            }
+        let plan = match self.plan(client_headers, (parts.status, &parts.headers), now) {
+            Ok(plan) => plan,
             Err(reason) => {
+                if stale::is_error_status(parts.status) {
+                    target.error_status(parts.status.as_u16());
+                }
                 // A bypass keeps its own reason; otherwise say why it was not stored.
                 status.detail.get_or_insert(reason.as_str());
-                self.deliver(parts, body, client_headers, method, status)
+                return Ok(self.deliver(parts, body, client_headers, method, status));
             }
-        }
+        };
+        let body = match body.buffered(self.config.policy.max_stored_body).await {
+            Ok(Buffered::Whole(whole, _)) => whole,
+            Ok(Buffered::TooLarge(body)) => {
+                // Streamed on, not stored; the lead, dropped, frees its waiters.
+                status.detail = Some(NoStoreReason::TooLarge.as_str());
+                return Ok(self.deliver(parts, body, client_headers, method, status));
+            }
+            Err(e) => {
+                let error = OriginError::Incomplete(e.0);
+                target.failed(&error);
+                return Err((status, error));
+            }
+        };
+        let stored = self.store(
+            target,
+            &plan,
+            &mut parts,
+            body,
+            (client_headers, method),
+            now,
+        );
+        status.stored = true;
+        status.ttl = Some(stored.meta.ttl(now));
+        Ok(self.deliver(parts, stored.client_body, client_headers, method, status))
     }
 }
 
@@ -397,16 +423,10 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     fn plan(
         &self,
         request: &HeaderMap,
-        response: &Parts,
+        (status, headers): (StatusCode, &HeaderMap),
         now: SystemTime,
     ) -> Result<Storable, NoStoreReason> {
-        storability(
-            request,
-            response.status,
-            &response.headers,
-            now,
-            self.config.policy,
-        )
+        storability(request, status, headers, now, self.config.policy)
     }
 }
 

@@ -12,43 +12,64 @@
 //! - `Failed`: the same error, or its stale entry where stale-if-error
 //!   allows: a dead origin does not see one retry per waiter.
 //!
-//! Requests with `Authorization` never join: what they may share is decided
-//! per response (§3.5). Bypassed requests never reach this far.
+//! Requests with `Authorization`, `Range` or a request `no-store` never
+//! join (see `join`). Bypassed requests never reach this far.
 
 use super::*;
 use crate::flight::Wait;
 
+/// What a waiter found after its leader stored an entry.
+enum Collapsed<B> {
+    /// Its own variant, fresh or the one just stored: the answer.
+    Served(Response<B>),
+    /// Another variant was stored; this one's URL under the marker.
+    OtherVariant(VaryMarker, String),
+    /// Nothing it may use.
+    Nothing,
+}
+
 impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     /// Nothing stored for this request: fill, as the leader of `flight`
-    /// (the storage URL the response would take) or after its leader.
+    /// (the storage URL the response would take) or after its leader. A
+    /// waiter whose leader stored another `Vary` variant joins the flight of
+    /// its own variant's URL, once: then the waiters of each variant share
+    /// one fetch, every variant at once.
     pub(super) async fn miss(
         &self,
         request: Request<B>,
         key: &CacheKey,
-        marker: Option<VaryMarker>,
+        mut marker: Option<VaryMarker>,
         flight: &str,
         status: CacheStatus,
         now: SystemTime,
     ) -> Response<B> {
-        let wait = match self.join(&request, flight) {
-            Some(Join::Waiter(wait)) => wait,
-            lead => {
-                let lead = lead.and_then(|join| match join {
-                    Join::Leader(lead) => Some(lead),
-                    Join::Waiter(_) => None,
-                });
-                let target = Target::new(key, marker, lead);
-                return self.fill(request, target, status, now).await;
-            }
-        };
-        match self.outcome(wait).await {
-            Some(Outcome::Stored) => {
-                if let Some(served) = self.collapsed(&request, key, status.phase, now).await {
-                    return served;
+        let mut flight = flight.to_string();
+        for round in 0..2 {
+            let wait = match self.join(&request, &flight, now) {
+                Some(Join::Waiter(wait)) => wait,
+                Some(Join::Leader(lead)) => {
+                    let target = Target::new(key, marker, Some(lead));
+                    return self.fill(request, target, status, now).await;
                 }
+                None => break,
+            };
+            match self.outcome(wait).await {
+                Some(Outcome::Stored(url)) => {
+                    match self.collapsed(&request, key, &url, status.phase, now).await {
+                        Collapsed::Served(answer) => return answer,
+                        Collapsed::OtherVariant(m, variant) if round == 0 => {
+                            (marker, flight) = (Some(m), variant);
+                            continue;
+                        }
+                        Collapsed::OtherVariant(m, _) => marker = Some(m),
+                        Collapsed::Nothing => {}
+                    }
+                }
+                Some(Outcome::Failed(e)) => return self.origin_failed(status, e, now),
+                Some(Outcome::ErrorStatus(code)) => return self.shared_error(status, code, now),
+                Some(Outcome::NotShared) | None => {}
             }
-            Some(Outcome::Failed(e)) => return self.origin_failed(status, e, now),
-            Some(Outcome::NotShared) | None => {}
+            break;
         }
         let target = Target::new(key, marker, None);
         self.fill(request, target, status, now).await
@@ -63,71 +84,110 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         entry: Entry<B>,
         now: SystemTime,
     ) -> Response<B> {
-        let wait = match self.join(&request, &entry.url) {
+        let wait = match self.join(&request, &entry.url, now) {
             Some(Join::Waiter(wait)) => wait,
             Some(Join::Leader(lead)) => {
                 return self.revalidate(request, key, entry, Some(lead), now).await
             }
             None => return self.revalidate(request, key, entry, None, now).await,
         };
-        match self.outcome(wait).await {
-            Some(Outcome::Stored) => {
-                if let Some(served) = self.collapsed(&request, key, Phase::Stale, now).await {
-                    return served;
+        let phase = Phase::Stale;
+        let failure = match self.outcome(wait).await {
+            Some(Outcome::Stored(url)) => {
+                if let Collapsed::Served(answer) =
+                    self.collapsed(&request, key, &url, phase, now).await
+                {
+                    return answer;
                 }
+                None
             }
-            Some(Outcome::Failed(e)) => {
-                let (config, usage) = (&self.config, StaleUse::IfError);
-                let stale =
-                    stale::servable(&entry.meta, now, usage, &config.stale, config.retain_stale);
-                if stale.is_some() {
-                    let (headers, method) = (request.headers(), request.method());
-                    return self
-                        .serve_stale(entry, usage, None, headers, method, now)
-                        .await;
-                }
-                return self.origin_failed(CacheStatus::new(Phase::Stale), e, now);
-            }
-            Some(Outcome::NotShared) | None => {}
+            Some(Outcome::Failed(e)) => Some((None, Some(e))),
+            Some(Outcome::ErrorStatus(code)) => Some((Some(code), None)),
+            Some(Outcome::NotShared) | None => None,
+        };
+        let Some((code, error)) = failure else {
+            return self.revalidate(request, key, entry, None, now).await;
+        };
+        let (config, usage) = (&self.config, StaleUse::IfError);
+        if stale::servable(&entry.meta, now, usage, &config.stale, config.retain_stale).is_some() {
+            let (headers, method) = (request.headers(), request.method());
+            return self
+                .serve_stale(entry, usage, code, headers, method, now)
+                .await;
         }
-        self.revalidate(request, key, entry, None, now).await
+        let status = CacheStatus::new(phase);
+        match (error, code) {
+            (Some(e), _) => self.origin_failed(status, e, now),
+            (None, code) => self.shared_error(status, code.unwrap_or(502), now),
+        }
     }
 
-    /// Joins the flight for `url`, unless the request may not share a fetch.
-    fn join(&self, request: &Request<B>, url: &str) -> Option<Join> {
-        let personal = request.headers().contains_key(header::AUTHORIZATION);
-        (!personal).then(|| self.flights.join(url))
+    /// Joins the flight for `url`, unless the request cannot share a fetch:
+    /// `Authorization` (what it may share is decided per response), and
+    /// requests whose own answer is not the URL's (`Range`, a request
+    /// `no-store`): leading, they would leave every waiter to ask the
+    /// origin itself; one client could time that to spoil a key for all.
+    fn join(&self, request: &Request<B>, url: &str, now: SystemTime) -> Option<Join> {
+        let headers = request.headers();
+        let no_store = Directives::from_headers(headers, header::CACHE_CONTROL)
+            .is_some_and(|d| d.has("no-store"));
+        let alone = headers.contains_key(header::AUTHORIZATION)
+            || headers.contains_key(header::RANGE)
+            || no_store;
+        (!alone).then(|| self.flights.join(url, now, self.flight_bound()))
+    }
+
+    /// How long a request waits for another's fetch, and how long a flight
+    /// takes waiters: `ORIGIN_TIMEOUT`.
+    pub(super) fn flight_bound(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.config.origin_timeout_secs))
     }
 
     /// The flight's outcome, or `None` after `ORIGIN_TIMEOUT`.
     async fn outcome(&self, wait: Wait) -> Option<Outcome> {
-        let ms = u64::from(self.config.origin_timeout_secs) * 1000;
+        let ms = self.flight_bound().as_millis() as u64;
         wait.outcome_within(&self.background, ms).await
     }
 
-    /// Serves what the leader stored, if it is this request's variant and fresh.
+    /// What the leader stored at `stored`, as this request sees it: its own
+    /// variant is served if fresh, or if it is the very entry the flight
+    /// stored (written after this request joined, so collapsing onto it is
+    /// as good as having forwarded the request: a `no-cache` entry just
+    /// validated serves its waiters too).
     async fn collapsed(
         &self,
         request: &Request<B>,
         key: &CacheKey,
+        stored: &str,
         phase: Phase,
         now: SystemTime,
-    ) -> Option<Response<B>> {
-        let Lookup::Found(entry) = self.lookup(key, request.headers()).await else {
-            return None;
+    ) -> Collapsed<B> {
+        let entry = match self.lookup(key, request.headers()).await {
+            Lookup::Found(entry) => entry,
+            Lookup::VaryMiss(marker, url) => return Collapsed::OtherVariant(marker, url),
+            Lookup::UriMiss => return Collapsed::Nothing,
         };
-        let Freshness::Fresh(ttl) = entry.meta.freshness(now) else {
-            return None;
-        };
+        let fresh = matches!(entry.meta.freshness(now), Freshness::Fresh(_));
+        if !fresh && entry.url != stored {
+            return Collapsed::Nothing;
+        }
         let mut status = CacheStatus::new(phase);
         status.collapsed = true;
         status.fwd_status = Some(entry.meta.status);
-        status.ttl = Some(ttl as i64);
+        status.ttl = Some(entry.meta.ttl(now));
         let (parts, body) = entry.response.into_parts();
         let (headers, method) = (request.headers(), request.method());
-        Some(
-            self.serve_stored(parts, body, &entry.meta, headers, method, status, now)
-                .await,
-        )
+        let answer = self.serve_stored(parts, body, &entry.meta, headers, method, status, now);
+        Collapsed::Served(answer.await)
+    }
+
+    /// The error status the origin gave the request this one waited on.
+    fn shared_error(&self, mut status: CacheStatus, code: u16, now: SystemTime) -> Response<B> {
+        status.collapsed = true;
+        status.fwd_status = Some(code);
+        let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+        let text =
+            "edge-cache: the origin answered the request this one waited for with an error\n";
+        self.local(code, text, status, now)
     }
 }

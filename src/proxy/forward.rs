@@ -15,7 +15,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         let uri = request.uri().clone();
         let method = request.method().clone();
         let client_headers = request.headers().clone();
-        let response = match self.fetch_origin(request).await {
+        let response = match self.fetch_origin(request, now).await {
             Ok(r) => r,
             Err(e) => return self.origin_failed(status, e, now),
         };

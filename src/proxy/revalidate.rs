@@ -38,7 +38,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         let status = CacheStatus::new(Phase::Stale);
         let target = Target::new(key, entry.marker.clone(), lead);
         let (client, method) = (&client_headers, &method);
-        let response = match (self.fetch_origin(origin_request).await, if_error) {
+        let response = match (self.fetch_origin(origin_request, now).await, if_error) {
             (Err(e), Some(_)) => {
                 self.background.warn(&e.to_string());
                 target.failed(&e);
@@ -52,21 +52,37 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                 return self.origin_failed(status, e, now);
             }
             (Ok(r), Some(_)) if stale::is_error_status(r.status()) => {
-                // An answer, not a failure: waiters ask for themselves, each
-                // with its own stale-if-error.
-                drop(target);
-                let code = Some(r.status().as_u16());
+                // Waiters get their own stale entry too, not a retry each.
+                let code = r.status().as_u16();
+                target.error_status(code);
                 let usage = StaleUse::IfError;
                 return self
-                    .serve_stale(entry, usage, code, client, method, now)
+                    .serve_stale(entry, usage, Some(code), client, method, now)
                     .await;
             }
             (Ok(r), _) => r,
         };
         if response.status() != StatusCode::NOT_MODIFIED || validators.is_none() {
-            return self
-                .store_and_respond(response, client, method, target, status, now)
-                .await;
+            let head = (response.status(), response.headers());
+            let stores = self.plan(client, head, now).is_ok();
+            if !stores && !stale::is_error_status(response.status()) {
+                // The origin no longer lets this be stored (no-store,
+                // private, …): the stale copy must not go on answering.
+                self.forget(&entry.url);
+            }
+            return match self
+                .store_and_respond(response, (client, method), target, status, now)
+                .await
+            {
+                Ok(answer) => answer,
+                Err((_, e)) if if_error.is_some() => {
+                    self.background.warn(&e.to_string());
+                    let usage = StaleUse::IfError;
+                    self.serve_stale(entry, usage, None, client, method, now)
+                        .await
+                }
+                Err((status, e)) => self.origin_failed(status, e, now),
+            };
         }
         if !conditional::selects(entry.response.headers(), response.headers()) {
             // §4.3.4: a 304 naming another representation updates nothing;
@@ -80,20 +96,42 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         let (not_modified, _) = response.into_parts();
         let (mut parts, body) = entry.response.into_parts();
         conditional::freshen(&mut parts.headers, &not_modified.headers);
-        match self.plan(client, &parts, now) {
-            Ok(plan) => {
-                let stored = self.store(target, &plan, &mut parts, body, (client, method), now);
-                status.stored = true;
-                status.ttl = Some(stored.meta.ttl(now));
-                let body = stored.client_body;
-                self.serve_stored(parts, body, &stored.meta, client, method, status, now)
-                    .await
-            }
+        let plan = match self.plan(client, (parts.status, &parts.headers), now) {
+            Ok(plan) => plan,
             Err(reason) => {
+                self.forget(&entry.url);
                 status.detail = Some(reason.as_str());
-                self.deliver(parts, body, client, method, status)
+                return self.deliver(parts, body, client, method, status);
             }
-        }
+        };
+        // Read whole before it is stored again, as a fetched body is.
+        let body = match body.buffered(self.config.policy.max_stored_body).await {
+            Ok(Buffered::Whole(body, _)) => body,
+            Ok(Buffered::TooLarge(body)) => {
+                return self.deliver(parts, body, client, method, status)
+            }
+            Err(e) => return self.storage_failed(status, e, now),
+        };
+        let stored = self.store(target, &plan, &mut parts, body, (client, method), now);
+        status.stored = true;
+        status.ttl = Some(stored.meta.ttl(now));
+        let body = stored.client_body;
+        self.serve_stored(parts, body, &stored.meta, client, method, status, now)
+            .await
+    }
+
+    /// Deletes a stored entry in the background (failures are logged).
+    fn forget(&self, url: &str) {
+        let (storage, log, url) = (
+            self.storage.clone(),
+            self.background.clone(),
+            url.to_string(),
+        );
+        self.background.spawn(async move {
+            if let Err(e) = storage.delete(&url).await {
+                log.warn(&format!("deleting {url} failed: {e}"));
+            }
+        });
     }
 
     /// Serves a stale entry for `usage`: `hit` for stale-while-revalidate
@@ -132,7 +170,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         now: SystemTime,
     ) {
         // At most one per entry in this isolate.
-        let Join::Leader(lead) = self.flights.join(url) else {
+        let Join::Leader(lead) = self.flights.join(url, now, self.flight_bound()) else {
             return;
         };
         let proxy = self.clone();

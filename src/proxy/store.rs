@@ -24,16 +24,36 @@ impl<'a> Target<'a> {
             lead.finish(Outcome::Failed(error.clone()));
         }
     }
+
+    /// Tells waiters the origin answered an error status, not stored.
+    pub fn error_status(self, code: u16) {
+        if let Some(lead) = self.lead {
+            lead.finish(Outcome::ErrorStatus(code));
+        }
+    }
 }
 
 /// A storage write: URL and stored copy.
 type Write<B> = (String, Response<B>);
 
+/// What placing an entry needs: where the response's variants live, and
+/// this request's values for them.
+struct Placement {
+    key: CacheKey,
+    /// The vary marker the lookup went through, if any.
+    marker: Option<VaryMarker>,
+    /// Fields the entry varies on (its `Vary` and `VARY_BY_PATH`), sorted.
+    names: Vec<String>,
+    request: HeaderMap,
+    retention: u64,
+    now: SystemTime,
+}
+
 impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     /// Writes a response in the background, per `plan`: cookies and
     /// `private="…"` fields stay out of storage, the record goes in, and the
-    /// body is split between storage and the client (its headers and method).
-    #[allow(clippy::too_many_arguments)]
+    /// body (whole, see `store_and_respond`) is shared between storage and
+    /// the client (its headers and method).
     pub(super) fn store(
         &self,
         target: Target,
@@ -43,24 +63,23 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         (request, method): (&HeaderMap, &Method),
         now: SystemTime,
     ) -> Stored<B> {
-        let meta = EntryMeta::new(
-            target.key.primary(),
-            plan,
-            parts.status,
-            &parts.headers,
-            now,
-            now,
-        );
+        let key = target.key;
+        let meta = EntryMeta::new(key.primary(), plan, parts.status, &parts.headers, now, now);
         let stored_headers = cookies::split_for_storage(&mut parts.headers, &plan.strip_fields);
         let retention = meta.retention(self.config.retain_stale);
-        let (url, marker) = self.placement(
-            target.key,
-            target.marker,
-            &stored_headers,
-            request,
+        let mut names: Vec<String> = vary_names(&stored_headers)
+            .chain(key.implicit_vary().iter().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        let placement = Placement {
+            key: key.clone(),
+            marker: target.marker,
+            names,
+            request: request.clone(),
             retention,
             now,
-        );
+        };
         let stored = stored_copy(stored_headers, meta.clone(), retention);
         let (client_body, stored_body) = if method == Method::HEAD {
             (B::empty(), body)
@@ -73,38 +92,33 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             true => None,
             false => target.lead,
         };
-        let entry = (url, Response::from_parts(stored, stored_body));
-        self.put_in_background(marker, entry, lead);
+        let entry = Response::from_parts(stored, stored_body);
+        self.put_in_background(placement, entry, lead);
         Stored { client_body, meta }
     }
 
-    /// Chooses the storage URL for a response kept for `retention` seconds,
-    /// and the vary marker to write first when the response varies and the
-    /// known marker does not fit or would expire before this variant.
-    pub(super) fn placement(
-        &self,
-        key: &CacheKey,
-        marker: Option<VaryMarker>,
-        response: &HeaderMap,
-        request: &HeaderMap,
-        retention: u64,
-        now: SystemTime,
-    ) -> (String, Option<Write<B>>) {
-        let mut names: Vec<String> = vary_names(response)
-            .chain(key.implicit_vary().iter().cloned())
-            .collect();
+    /// The storage URL for an entry, and the vary marker to write first
+    /// when it varies and the known marker does not fit or would expire
+    /// before it.
+    fn placement(&self, place: Placement) -> (String, Option<Write<B>>) {
+        let Placement {
+            key,
+            marker,
+            names,
+            request,
+            retention,
+            now,
+        } = place;
         if names.is_empty() {
             return (key.primary_url(), None);
         }
-        names.sort();
-        names.dedup();
-        let variance = key.variance(names.iter().map(String::as_str), request);
+        let variance = key.variance(names.iter().map(String::as_str), &request);
         let keep_until = meta::unix_secs(now) + retention;
         let (marker, write) = match marker {
             Some(m) if m.names == names && m.keep_until >= keep_until => (m, None),
             Some(m) if m.names == names => {
                 let m = VaryMarker { keep_until, ..m };
-                let write = self.marker_write(key, &m, now);
+                let write = self.marker_write(&key, &m, now);
                 (m, Some(write))
             }
             _ => {
@@ -122,7 +136,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                     generation,
                     keep_until,
                 };
-                let write = self.marker_write(key, &m, now);
+                let write = self.marker_write(&key, &m, now);
                 (m, Some(write))
             }
         };
@@ -148,28 +162,25 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         (key.primary_url(), response)
     }
 
-    /// Stores `entry` once its whole body has arrived, after its vary marker
-    /// if it has one, then tells the flight it leads that it is stored. A
-    /// body cut short (the origin closed early, a chunked body lost its end)
-    /// or shorter or longer than its `Content-Length` is never stored: served
-    /// from cache it would look complete to every later client.
-    pub(super) fn put_in_background(
-        &self,
-        marker: Option<Write<B>>,
-        (url, response): Write<B>,
-        lead: Option<Lead>,
-    ) {
-        let storage = self.storage.clone();
-        let log = self.background.clone();
-        let limit = self.config.policy.max_stored_body;
+    /// Stores `entry` once its whole body is at hand, after its vary marker
+    /// if it needs one, then tells the flight it leads where it is stored.
+    /// A body cut short or shorter or longer than its `Content-Length` is
+    /// never stored: served from cache it would look complete to every
+    /// later client. An entry that varies, found by a miss that saw no
+    /// marker, takes the marker a concurrent fill may have written since,
+    /// rather than a new generation that would orphan that fill's variants.
+    fn put_in_background(&self, mut place: Placement, entry: Response<B>, lead: Option<Lead>) {
+        let proxy = self.clone();
         self.background.spawn(async move {
-            let (parts, body) = response.into_parts();
+            let log = &proxy.background;
+            let limit = proxy.config.policy.max_stored_body;
+            let (parts, body) = entry.into_parts();
             let (body, length) = match body.buffered(limit).await {
                 Ok(Buffered::Whole(body, length)) => (body, length),
                 Ok(Buffered::TooLarge(_)) => {
-                    return log.warn(&format!("not stored, longer than {limit} bytes: {url}"))
+                    return log.warn(&format!("not stored, longer than {limit} bytes"))
                 }
-                Err(e) => return log.warn(&format!("not stored, body incomplete: {url}: {e}")),
+                Err(e) => return log.warn(&format!("not stored, body incomplete: {e}")),
             };
             let declared = parts
                 .headers
@@ -178,20 +189,26 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                 .and_then(|v| v.trim().parse::<u64>().ok());
             if let Some(declared) = declared.filter(|declared| *declared != length) {
                 return log.warn(&format!(
-                    "not stored, {length} bytes of a {declared}-byte body: {url}"
+                    "not stored, {length} bytes of a {declared}-byte body"
                 ));
             }
+            if place.marker.is_none() && !place.names.is_empty() {
+                if let Some((Record::Vary(m), _)) = proxy.read(&place.key.primary_url()).await {
+                    place.marker = Some(m);
+                }
+            }
+            let (url, marker) = proxy.placement(place);
             for (url, response) in marker
                 .into_iter()
-                .chain([(url, Response::from_parts(parts, body))])
+                .chain([(url.clone(), Response::from_parts(parts, body))])
             {
-                if let Err(e) = storage.put(&url, response).await {
+                if let Err(e) = proxy.storage.put(&url, response).await {
                     // The lead, dropped, tells waiters nothing was shared.
                     return log.warn(&format!("cache write failed for {url}: {e}"));
                 }
             }
             if let Some(lead) = lead {
-                lead.finish(Outcome::Stored);
+                lead.finish(Outcome::Stored(url));
             }
         });
     }

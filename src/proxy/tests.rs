@@ -1320,3 +1320,163 @@ fn a_waiter_stops_waiting_after_origin_timeout() {
     crowd.settle(&h);
     assert_eq!(crowd.answers.borrow().len(), 2);
 }
+
+#[test]
+fn a_flight_that_never_ends_holds_its_key_for_origin_timeout_at_most() {
+    let mut h = harness(ok(&[("cache-control", "max-age=60")], "x"));
+    h.proxy.origin.hold();
+    let mut crowd = Crowd::new();
+    crowd.send(&h, "/wedged", &[]);
+    crowd.settle(&h);
+    h.advance(u64::from(h.proxy.config.origin_timeout_secs));
+    crowd.send(&h, "/wedged", &[]);
+    crowd.settle(&h);
+    assert_eq!(
+        h.calls(),
+        2,
+        "past the bound, a request leads a new flight at once"
+    );
+    h.proxy.origin.release();
+    crowd.settle(&h);
+}
+
+#[test]
+fn an_error_status_is_shared_with_waiters_not_retried() {
+    let h = harness(answer(503, &[("retry-after", "5")], b"busy"));
+    h.proxy.origin.hold();
+    let mut crowd = Crowd::new();
+    for _ in 0..5 {
+        crowd.send(&h, "/busy", &[]);
+    }
+    crowd.settle(&h);
+    h.proxy.origin.release();
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 1);
+    assert!(crowd.answers.borrow().iter().all(|r| r.status() == 503));
+    assert!(crowd
+        .statuses()
+        .contains(&"edge-cache; fwd=uri-miss; fwd-status=503; collapsed".to_string()));
+}
+
+#[test]
+fn a_range_or_no_store_request_never_leads_a_flight() {
+    let h = harness(ok(&[("cache-control", "max-age=60")], "x"));
+    h.proxy.origin.hold();
+    let mut crowd = Crowd::new();
+    crowd.send(&h, "/spoil", &[("range", "bytes=0-0")]);
+    crowd.send(&h, "/spoil", &[("cache-control", "no-store")]);
+    for _ in 0..4 {
+        crowd.send(&h, "/spoil", &[]);
+    }
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 3, "the two go alone; the four share one fetch");
+    h.proxy.origin.release();
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 3);
+}
+
+#[test]
+fn a_304_without_date_freshens_the_entry() {
+    let mut h = harness(|_| unreachable!());
+    // The origin's own Date on the stored response, as a real origin sends.
+    let date: &'static str = Box::leak(httpdate::fmt_http_date(h.now).into_boxed_str());
+    let headers: &'static [(&str, &str)] = Box::leak(Box::new([
+        ("cache-control", "max-age=60"),
+        ("etag", "\"d\""),
+        ("date", date),
+    ]));
+    h.answer_with(ok(headers, "x"));
+    h.get("/dateless");
+    h.advance(61);
+    h.answer_with(answer(
+        304,
+        &[("cache-control", "max-age=60"), ("etag", "\"d\"")],
+        b"",
+    ));
+    h.get("/dateless");
+    assert_eq!(status(&h.get("/dateless")), "edge-cache; hit; ttl=60");
+    assert_eq!(h.calls(), 2);
+}
+
+#[test]
+fn a_revalidation_the_origin_forbids_storing_forgets_the_entry() {
+    let mut h = harness(ok(
+        &[
+            ("cache-control", "max-age=60, stale-while-revalidate=600"),
+            ("etag", "\"o\""),
+        ],
+        "old shared copy",
+    ));
+    h.get("/now-private");
+    h.advance(61);
+    h.answer_with(ok(&[("cache-control", "no-store")], "personal"));
+    assert_eq!(h.get("/now-private").body(), b"old shared copy");
+    // The background revalidation learnt that nothing may be stored.
+    let next = h.get("/now-private");
+    assert_eq!(next.body(), b"personal");
+    assert!(status(&next).contains("fwd=uri-miss"));
+}
+
+#[test]
+fn waiters_collapse_onto_a_no_cache_entry_just_validated() {
+    let h = harness(ok(&[("cache-control", "no-cache"), ("etag", "\"n\"")], "x"));
+    h.get("/no-cache");
+    h.answer_with(answer(
+        304,
+        &[("cache-control", "no-cache"), ("etag", "\"n\"")],
+        b"",
+    ));
+    h.proxy.origin.hold();
+    let mut crowd = Crowd::new();
+    for _ in 0..5 {
+        crowd.send(&h, "/no-cache", &[]);
+    }
+    crowd.settle(&h);
+    h.proxy.origin.release();
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 2);
+    assert!(crowd.answers.borrow().iter().all(|r| r.body() == b"x"));
+}
+
+#[test]
+fn waiters_of_another_variant_share_one_fetch_of_their_own() {
+    let h = harness(echo("X-V"));
+    h.proxy.origin.hold();
+    let mut crowd = Crowd::new();
+    crowd.send(&h, "/variants", &[("x-v", "de")]);
+    for _ in 0..3 {
+        crowd.send(&h, "/variants", &[("x-v", "fr")]);
+    }
+    crowd.settle(&h);
+    h.proxy.origin.release();
+    h.proxy.origin.hold();
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 2, "one fetch for de, then one for the three fr");
+    h.proxy.origin.release();
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 2);
+    let answers = crowd.answers.borrow();
+    assert_eq!(answers.len(), 4);
+    // Both variants stay reachable: the second fill used the first's marker.
+    drop(answers);
+    assert!(status(&h.send("GET", "/variants", &[("x-v", "de")])).contains("hit"));
+    assert!(status(&h.send("GET", "/variants", &[("x-v", "fr")])).contains("hit"));
+}
+
+#[test]
+fn stale_if_error_covers_a_body_that_breaks_off() {
+    let mut h = harness(ok(
+        &[("cache-control", "max-age=60, stale-if-error=600")],
+        "good",
+    ));
+    h.get("/breaks");
+    h.advance(61);
+    h.answer_with(answer(
+        200,
+        &[("cache-control", "max-age=60")],
+        b"par\0<truncated>",
+    ));
+    let r = h.get("/breaks");
+    assert_eq!(r.body(), b"good");
+    assert!(status(&r).ends_with("detail=stale-if-error"));
+}

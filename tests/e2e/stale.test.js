@@ -197,3 +197,83 @@ test('a body that streams for longer than ORIGIN_TIMEOUT arrives whole: the time
   assert.equal(res.body, 'abcd');
   assert.ok(res.ms > 2500, `took ${res.ms} ms`);
 });
+
+// Found by probing stale serving and coalescing as an attacker would.
+
+test('review: a leader whose body never ends holds its key for ORIGIN_TIMEOUT at most', async () => {
+  origin.route('/wedge', (req, n) => (n === 1
+    ? { stream: { headers: { 'cache-control': 'max-age=60' }, chunks: ['never ', 'ends'], gapMs: 20_000 } }
+    : { headers: { 'cache-control': 'max-age=60' }, body: 'second' }));
+  const leader = worker.fetch('/wedge').catch(() => null);
+  await sleep(2200); // past ORIGIN_TIMEOUT (2 s)
+  const next = await timed(worker.fetch('/wedge'));
+  assert.equal(next.body, 'second');
+  assert.ok(next.ms < 1000, `took ${next.ms} ms`);
+  void leader;
+});
+
+test('review: a 503 is shared with the burst that waited for it, not retried by each', async () => {
+  origin.route('/busy', slowly(500, { status: 503, headers: { 'retry-after': '5' }, body: 'busy' }));
+  const answers = await burst(20, '/busy');
+  assert.equal(origin.calls('/busy').length, 1);
+  assert.ok(answers.every((r) => r.status === 503));
+});
+
+test('review: one no-store or Range request cannot lead a flight and spoil it for the others', async () => {
+  origin.route('/spoil', slowly(500, { headers: { 'cache-control': 'max-age=60' }, body: 'shared' }));
+  const spoilers = [worker.fetch('/spoil', { headers: { 'cache-control': 'no-store' } }), worker.fetch('/spoil', { headers: { range: 'bytes=0-1' } })];
+  await sleep(20);
+  const answers = await burst(20, '/spoil');
+  await Promise.all(spoilers);
+  assert.equal(origin.calls('/spoil').length, 3);
+  assert.ok(answers.every((r) => r.body === 'shared'));
+});
+
+test('review: a 304 without Date freshens the entry', async () => {
+  origin.route('/dateless', (req, n) => (n === 1
+    ? { headers: { 'cache-control': 'max-age=60', age: '60', etag: '"d"' }, body: 'kept' }
+    : { raw: 'HTTP/1.1 304 Not Modified\r\nCache-Control: max-age=60\r\nETag: "d"\r\n\r\n' }));
+  await worker.fetch('/dateless');
+  await settle();
+  await worker.fetch('/dateless');
+  await settle();
+  const hit = await worker.fetch('/dateless');
+  assert.match(hit.cacheStatus, /^edge-cache; hit; ttl=(59|60)$/);
+  assert.equal(hit.body, 'kept');
+  assert.equal(origin.calls('/dateless').length, 2);
+});
+
+test('review: once the origin says no-store, the stale copy stops answering', async () => {
+  origin.route('/went-private', (req, n) => (n === 1
+    ? { headers: { 'cache-control': 'max-age=60, stale-while-revalidate=600', age: '60', etag: '"p"' }, body: 'old shared copy' }
+    : { headers: { 'cache-control': 'no-store' }, body: `personal ${n}` }));
+  await worker.fetch('/went-private');
+  await settle();
+  assert.equal((await worker.fetch('/went-private')).body, 'old shared copy');
+  await settle();
+  const next = await worker.fetch('/went-private');
+  assert.match(next.body, /^personal/);
+});
+
+test('review: a burst over five languages makes one origin call per language, and none after', async () => {
+  origin.route('/langs', slowly(300, (req) => ({ headers: { 'cache-control': 'max-age=60', vary: 'Accept-Language' }, body: `in ${req.headers['accept-language']}` })));
+  const langs = ['de', 'fr', 'it', 'es', 'nl'];
+  const round = () => Promise.all(langs.flatMap((lang) => Array.from({ length: 10 }, () => worker.fetch('/langs', { headers: { 'accept-language': lang } }))));
+  const first = await round();
+  assert.equal(origin.calls('/langs').length, 5);
+  first.forEach((r, i) => assert.equal(r.body, `in ${langs[Math.floor(i / 10)]}`));
+  await settle();
+  await round();
+  assert.equal(origin.calls('/langs').length, 5);
+});
+
+test('review: stale-if-error covers a body that breaks off', async () => {
+  origin.route('/breaks', (req, n) => (n === 1
+    ? { headers: { 'cache-control': 'max-age=60, stale-if-error=600', age: '60', etag: '"b"' }, body: 'good copy' }
+    : { raw: `HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 5000\r\n\r\n${'x'.repeat(100)}` }));
+  await worker.fetch('/breaks');
+  await settle();
+  const res = await worker.fetch('/breaks');
+  assert.equal(res.body, 'good copy');
+  assert.match(res.cacheStatus, /detail=stale-if-error$/);
+});
