@@ -203,7 +203,9 @@ pub fn lenient_path(path: &str) -> String {
             c => c,
         })
         .collect::<String>()
-        .to_lowercase();
+        // ASCII only: servers that fold case fold these letters (and `ı`,
+        // mapped above); Unicode's tables would add 10+ KB of wasm.
+        .to_ascii_lowercase();
     let mut segments: Vec<&str> = Vec::new();
     for segment in text.split('/') {
         match segment.split(';').next().unwrap_or("") {
