@@ -10,6 +10,7 @@ import http from 'node:http';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
+import { dirname } from 'node:path';
 import { Miniflare } from 'miniflare';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 4);
@@ -87,6 +88,18 @@ const workers = {
   }),
   'bare JS worker': await start('bare JS worker', { ...common, port: 0, modules: true, scriptPath: 'bench/bare-worker.js' }),
 };
+// BASELINE=<dir>/build/index.js adds an earlier build of edge-cache to the same run.
+if (process.env.BASELINE) {
+  workers['edge-cache (baseline)'] = await start('edge-cache (baseline)', {
+    ...common,
+    port: 0,
+    modules: true,
+    scriptPath: process.env.BASELINE,
+    modulesRoot: dirname(process.env.BASELINE),
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
+    kvNamespaces: ['CACHE_KV'],
+  });
+}
 const urls = {};
 for (const [name, mf] of Object.entries(workers)) {
   urls[name] = `${(await mf.ready).origin}/bench/hit`;
@@ -98,6 +111,11 @@ for (const [name, mf] of Object.entries(workers)) {
     if (i > 0 && (res.headers.get('cache-status')?.includes('hit') || res.headers.get('cf-cache-status') !== null || name.startsWith('bare'))) break;
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+for (const name of Object.keys(workers).filter((n) => n.startsWith('edge-cache'))) {
+  const res = await fetch(urls[name]);
+  if (!res.headers.get('cache-status')?.includes('; hit')) throw new Error(`${name} is not hitting: ${res.headers.get('cache-status')}`);
+  await res.text();
 }
 const check = await fetch(urls['edge-cache (Rust/wasm)']);
 if (!check.headers.get('cache-status')?.includes('; hit')) throw new Error(`edge-cache is not hitting: ${check.headers.get('cache-status')}`);
@@ -118,7 +136,8 @@ function wrk(name, url) {
 
 const results = Object.fromEntries(Object.keys(workers).map((n) => [n, []]));
 for (let round = 0; round < ROUNDS; round++) {
-  const order = round % 2 === 0 ? Object.keys(workers) : Object.keys(workers).reverse();
+  const names = Object.keys(workers);
+  const order = round % 2 === 0 ? names : [...names].reverse();
   for (const name of order) {
     const r = wrk(name, urls[name]);
     results[name].push(r);
@@ -160,6 +179,12 @@ for (const [name, s] of Object.entries(summary)) {
 }
 console.log(`\nedge-cache / bare throughput: ${(report.hit_throughput_ratio * 100).toFixed(1)}%`);
 console.log(`edge-cache / bare CPU per hit (workerd process): ${(report.hit_cpu_ratio * 100).toFixed(1)}%`);
+const baseline = summary['edge-cache (baseline)'];
+if (baseline) {
+  report.baseline_throughput_ratio = baseline.rps / bare.rps;
+  report.baseline_cpu_ratio = baseline.cpu_us / bare.cpu_us;
+  console.log(`baseline / bare throughput: ${(report.baseline_throughput_ratio * 100).toFixed(1)}%, CPU per hit: ${(report.baseline_cpu_ratio * 100).toFixed(1)}%`);
+}
 console.log(`wasm: ${report.wasm_bytes} bytes, ${report.wasm_gzip_bytes} gzipped`);
 
 // Stampede: STAMPEDE requests at once on one key, the origin taking
