@@ -65,9 +65,11 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         if response.status() != StatusCode::NOT_MODIFIED || validators.is_none() {
             let head = (response.status(), response.headers());
             let stores = self.plan(client, head, now).is_ok();
-            if !stores && !stale::is_error_status(response.status()) {
+            let personal = client.contains_key(header::AUTHORIZATION);
+            if !stores && !personal && !stale::is_error_status(response.status()) {
                 // The origin no longer lets this be stored (no-store,
-                // private, …): the stale copy must not go on answering.
+                // private, …): the stale copy must not go on answering. An
+                // authenticated request's answer speaks for that user only.
                 self.forget(&entry.url);
             }
             return match self

@@ -1480,3 +1480,20 @@ fn stale_if_error_covers_a_body_that_breaks_off() {
     assert_eq!(r.body(), b"good");
     assert!(status(&r).ends_with("detail=stale-if-error"));
 }
+
+#[test]
+fn an_authenticated_revalidation_does_not_forget_the_shared_entry() {
+    let mut h = harness(ok(
+        &[("cache-control", "s-maxage=60"), ("etag", "\"s\"")],
+        "shared",
+    ));
+    h.get("/shared");
+    h.advance(61);
+    h.answer_with(ok(&[("cache-control", "private")], "yours"));
+    let personal = h.send("GET", "/shared", &[("authorization", "Bearer t")]);
+    assert_eq!(personal.body(), b"yours");
+    assert_eq!(h.proxy.storage.entries.borrow().len(), 1, "still stored");
+    // Without Authorization, the same answer does retire it.
+    h.get("/shared");
+    assert!(h.proxy.storage.entries.borrow().is_empty());
+}
