@@ -36,7 +36,9 @@ pub enum Outcome {
     /// The origin failed; a dead origin must not see one retry per waiter.
     Failed(OriginError),
     /// The origin answered this error status (500, 502, 503, 504), not
-    /// stored: an overloaded origin must not see one retry per waiter either.
+    /// stored. Waiters with a stale entry inside stale-if-error use it
+    /// rather than retry; the status itself is never handed on, since it may
+    /// answer something only the leader's request carried.
     ErrorStatus(u16),
 }
 

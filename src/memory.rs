@@ -4,7 +4,9 @@
 //! it sees, and `Background` queues tasks until the test runs them (the way
 //! `wait_until` work finishes after the response).
 
-use crate::platform::{Background, Body, Buffered, Origin, OriginError, PlatformError, Storage};
+use crate::platform::{
+    Background, Body, Buffered, Exceeded, Origin, OriginError, PlatformError, ReadLimit, Storage,
+};
 use http::{Request, Response};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -28,13 +30,17 @@ impl Body for Vec<u8> {
     }
     /// A body that ends in [`TRUNCATED`] stands for one whose connection
     /// closed early: it fails here, as a broken stream does at the edge.
-    async fn buffered(self, limit: u64) -> Result<Buffered<Self>, PlatformError> {
+    /// Arrives at once, so only the byte limit applies.
+    async fn buffered(self, limit: ReadLimit) -> Result<Buffered<Self>, PlatformError> {
         let length = self.len() as u64;
         match self.ends_with(TRUNCATED) {
             true => Err(PlatformError("connection closed before the end".into())),
-            false if length > limit => Ok(Buffered::TooLarge(self)),
+            false if length > limit.bytes => Ok(Buffered::PassOn(self, Exceeded::Bytes)),
             false => Ok(Buffered::Whole(self, length)),
         }
+    }
+    fn slice(self, start: u64, end: u64) -> Self {
+        self[start as usize..=end as usize].to_vec()
     }
 }
 

@@ -26,17 +26,46 @@ pub trait Body: Sized + 'static {
     /// Reads the whole body.
     fn into_bytes(self) -> impl Future<Output = Result<Vec<u8>, PlatformError>>;
     /// Reads the whole body where it lives (JS memory at the edge, not
-    /// wasm's), unless it grows past `limit` bytes. An error when it did not
-    /// arrive whole: the connection closed early, or the framing was broken.
-    fn buffered(self, limit: u64) -> impl Future<Output = Result<Buffered<Self>, PlatformError>>;
+    /// wasm's), unless it grows past `limit.bytes` or is still arriving
+    /// after `limit.ms` milliseconds: then it is handed back whole, to pass
+    /// on unstored. An error when it did not arrive whole: the connection
+    /// closed early, or the framing was broken.
+    fn buffered(
+        self,
+        limit: ReadLimit,
+    ) -> impl Future<Output = Result<Buffered<Self>, PlatformError>>;
+    /// Bytes `start..=end` of a body `buffered` read whole.
+    fn slice(self, start: u64, end: u64) -> Self;
+}
+
+/// How much of a body, and for how long, `Body::buffered` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimit {
+    pub bytes: u64,
+    pub ms: u64,
+}
+
+impl ReadLimit {
+    /// Read it all, however long it takes (a body already stored).
+    pub const NONE: ReadLimit = ReadLimit {
+        bytes: u64::MAX,
+        ms: u64::MAX,
+    };
 }
 
 /// A body read for storing.
 pub enum Buffered<B> {
     /// All of it, replayable, and its length in bytes.
     Whole(B, u64),
-    /// Longer than the limit: not stored, but still the whole body, to pass on.
-    TooLarge(B),
+    /// Past a limit: not stored, but still the whole body, to pass on.
+    PassOn(B, Exceeded),
+}
+
+/// Which limit a body went past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exceeded {
+    Bytes,
+    Time,
 }
 
 /// Response storage addressed by URL, as the Cache API is.

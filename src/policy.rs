@@ -98,6 +98,9 @@ pub enum NoStoreReason {
     /// Longer than `MAX_STORED_BODY`: storing reads the whole body into
     /// memory first, and an isolate has 128 MB.
     TooLarge,
+    /// Still arriving `ORIGIN_TIMEOUT` after its head: passed on as it
+    /// comes rather than held back from its client, and not stored.
+    TooSlow,
     /// `Vary: *` can never be matched (§4.1).
     VaryStar,
     /// `Vary: Cookie`: keying on raw cookies fragments the cache and leaks.
@@ -121,6 +124,7 @@ impl NoStoreReason {
             NoStoreReason::NoValidator => "no-validator",
             NoStoreReason::StaleOnArrival => "stale-on-arrival",
             NoStoreReason::TooLarge => "too-large",
+            NoStoreReason::TooSlow => "too-slow",
             NoStoreReason::VaryStar => "vary-star",
             NoStoreReason::VaryCookie => "vary-cookie",
             NoStoreReason::Authorization => "authorization",

@@ -29,7 +29,9 @@ use crate::headers::{
 use crate::key::{CacheKey, UserAgentKey};
 use crate::meta::{self, EntryMeta, Freshness, Record, VaryMarker};
 use crate::normalize::{normalize, NormalizedUri};
-use crate::platform::{Background, Body, Buffered, Origin, OriginError, PlatformError, Storage};
+use crate::platform::{
+    Background, Body, Buffered, Exceeded, Origin, OriginError, PlatformError, ReadLimit, Storage,
+};
 use crate::policy::{storability, NoStoreReason, Storable};
 use crate::range::{self, RangeResponse};
 use crate::stale::{self, StaleUse};
@@ -391,11 +393,15 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                 return Ok(self.deliver(parts, body, client_headers, method, status));
             }
         };
-        let body = match body.buffered(self.config.policy.max_stored_body).await {
+        let body = match body.buffered(self.storing_limit()).await {
             Ok(Buffered::Whole(whole, _)) => whole,
-            Ok(Buffered::TooLarge(body)) => {
+            Ok(Buffered::PassOn(body, exceeded)) => {
                 // Streamed on, not stored; the lead, dropped, frees its waiters.
-                status.detail = Some(NoStoreReason::TooLarge.as_str());
+                let reason = match exceeded {
+                    Exceeded::Bytes => NoStoreReason::TooLarge,
+                    Exceeded::Time => NoStoreReason::TooSlow,
+                };
+                status.detail = Some(reason.as_str());
                 return Ok(self.deliver(parts, body, client_headers, method, status));
             }
             Err(e) => {
@@ -420,6 +426,17 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
 
 impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     /// Whether, and how, a response to `request` may be stored (RFC 9111 §3).
+    /// How much of a body storing reads, and for how long: `MAX_STORED_BODY`
+    /// bytes, within `ORIGIN_TIMEOUT` (a body still arriving then is passed
+    /// on as it comes, so a trickling or hanging body holds neither its
+    /// client nor its key's waiters).
+    fn storing_limit(&self) -> ReadLimit {
+        ReadLimit {
+            bytes: self.config.policy.max_stored_body,
+            ms: u64::from(self.config.origin_timeout_secs) * 1000,
+        }
+    }
+
     fn plan(
         &self,
         request: &HeaderMap,

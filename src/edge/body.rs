@@ -1,7 +1,7 @@
 //! Bodies stay JS streams: the hit path hands the Cache API's stream to the
 //! client without copying it through wasm memory.
 
-use crate::platform::{Body, Buffered, PlatformError};
+use crate::platform::{Body, Buffered, Exceeded, PlatformError, ReadLimit};
 use js_sys::{ArrayBuffer, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -59,24 +59,43 @@ impl Body for EdgeBody {
         }
     }
 
-    async fn buffered(self, limit: u64) -> Result<Buffered<Self>, PlatformError> {
-        let length = match &self {
+    async fn buffered(self, limit: ReadLimit) -> Result<Buffered<Self>, PlatformError> {
+        let length = match self {
             EdgeBody::Empty => 0,
-            EdgeBody::Bytes(b) => b.len() as u64,
-            EdgeBody::Buffer(b) => u64::from(b.byte_length()),
+            EdgeBody::Bytes(ref b) => b.len() as u64,
+            EdgeBody::Buffer(ref b) => u64::from(b.byte_length()),
+            // No limit, nothing to pass on: one read, no spare half.
+            EdgeBody::Stream(s) if limit == ReadLimit::NONE => {
+                let buffer = read_all(s).await?;
+                let length = u64::from(buffer.byte_length());
+                return Ok(Buffered::Whole(EdgeBody::Buffer(buffer), length));
+            }
             EdgeBody::Stream(_) => return read_within(self, limit).await,
         };
-        Ok(match length > limit {
-            true => Buffered::TooLarge(self),
+        Ok(match length > limit.bytes {
+            true => Buffered::PassOn(self, Exceeded::Bytes),
             false => Buffered::Whole(self, length),
         })
     }
+
+    /// Slices JS-side (`ArrayBuffer.slice`), never through wasm memory.
+    fn slice(self, start: u64, end: u64) -> Self {
+        let (start, end) = (start as usize, end as usize + 1);
+        match self {
+            EdgeBody::Buffer(b) => EdgeBody::Buffer(b.slice_with_end(start as u32, end as u32)),
+            EdgeBody::Bytes(b) => EdgeBody::Bytes(b[start..end].to_vec()),
+            EdgeBody::Empty | EdgeBody::Stream(_) => EdgeBody::Empty,
+        }
+    }
 }
 
-/// Reads a stream on the JS side, chunk by chunk, up to `limit` bytes. The
-/// stream is teed first, so that a body found too long is still whole for
-/// its client: the untouched branch holds at most what was read (`limit`).
-async fn read_within(body: EdgeBody, limit: u64) -> Result<Buffered<EdgeBody>, PlatformError> {
+/// Reads a stream on the JS side, chunk by chunk, within `limit`. The
+/// stream is teed first, so that a body found too long or too slow is still
+/// whole for its client: the untouched branch holds what was read so far.
+async fn read_within(
+    body: EdgeBody,
+    limit: ReadLimit,
+) -> Result<Buffered<EdgeBody>, PlatformError> {
     let EdgeBody::Stream(stream) = body else {
         unreachable!("only streams are read here")
     };
@@ -88,8 +107,15 @@ async fn read_within(body: EdgeBody, limit: u64) -> Result<Buffered<EdgeBody>, P
     let chunks = js_sys::Array::new();
     let mut total: u64 = 0;
     let (done, value) = (JsValue::from_str("done"), JsValue::from_str("value"));
+    // Resolves with `undefined`; a read resolves with `{done, value}`.
+    let deadline = super::runtime::timer(u32::try_from(limit.ms).unwrap_or(u32::MAX));
     loop {
-        let read = match JsFuture::from(reader.read()).await {
+        let next = js_sys::Promise::race(&js_sys::Array::of2(&reader.read(), &deadline));
+        let read = match JsFuture::from(next).await {
+            Ok(read) if read.is_undefined() => {
+                let _ = reader.cancel();
+                return Ok(Buffered::PassOn(EdgeBody::Stream(spare), Exceeded::Time));
+            }
             Ok(read) => read,
             Err(e) => {
                 let _ = spare.cancel();
@@ -103,12 +129,13 @@ async fn read_within(body: EdgeBody, limit: u64) -> Result<Buffered<EdgeBody>, P
             .map_err(err)?
             .unchecked_into();
         total += u64::from(chunk.length());
-        if total > limit {
+        if total > limit.bytes {
             let _ = reader.cancel();
-            return Ok(Buffered::TooLarge(EdgeBody::Stream(spare)));
+            return Ok(Buffered::PassOn(EdgeBody::Stream(spare), Exceeded::Bytes));
         }
         chunks.push(&chunk);
     }
+    // Done with the spare before joining: it held every chunk too.
     let _ = spare.cancel();
     let whole = Uint8Array::new_with_length(total as u32);
     let mut offset = 0;

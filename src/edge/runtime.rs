@@ -129,7 +129,7 @@ impl Origin<EdgeBody> for EdgeOrigin {
 }
 
 /// A promise resolved with `undefined` after `ms` milliseconds.
-fn timer(ms: u32) -> js_sys::Promise {
+pub fn timer(ms: u32) -> js_sys::Promise {
     js_sys::Promise::new(&mut |resolve, _| {
         let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
         let ms = i32::try_from(ms).unwrap_or(i32::MAX);

@@ -9,8 +9,13 @@
 //!   storable, the leader gone) or no outcome within `ORIGIN_TIMEOUT`: it
 //!   asks the origin itself, at once and outside any flight, so waiters are
 //!   never served one after another (Varnish's waiting list does that).
-//! - `Failed`: the same error, or its stale entry where stale-if-error
-//!   allows: a dead origin does not see one retry per waiter.
+//! - `Failed` (unreachable, reset, timed out, body broken off): the same
+//!   error, or its stale entry where stale-if-error allows: a dead origin
+//!   does not see one retry per waiter.
+//! - `ErrorStatus` (a 5xx answer): its stale entry where stale-if-error
+//!   allows, else it asks the origin itself. A 5xx can be the leader's own
+//!   doing (a header the origin chokes on, which the key does not hold), so
+//!   it is never served to anyone else.
 //!
 //! Requests with `Authorization`, `Range` or a request `no-store` never
 //! join (see `join`). Bypassed requests never reach this far.
@@ -66,8 +71,9 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                     }
                 }
                 Some(Outcome::Failed(e)) => return self.origin_failed(status, e, now),
-                Some(Outcome::ErrorStatus(code)) => return self.shared_error(status, code, now),
-                Some(Outcome::NotShared) | None => {}
+                // The leader's 5xx may be its own doing (a header the origin
+                // chokes on): without a stale entry, ask for yourself.
+                Some(Outcome::ErrorStatus(_) | Outcome::NotShared) | None => {}
             }
             break;
         }
@@ -115,10 +121,10 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
                 .serve_stale(entry, usage, code, headers, method, now)
                 .await;
         }
-        let status = CacheStatus::new(phase);
-        match (error, code) {
-            (Some(e), _) => self.origin_failed(status, e, now),
-            (None, code) => self.shared_error(status, code.unwrap_or(502), now),
+        match error {
+            Some(e) => self.origin_failed(CacheStatus::new(phase), e, now),
+            // A 5xx answer may be the leader's own doing: ask for yourself.
+            None => self.revalidate(request, key, entry, None, now).await,
         }
     }
 
@@ -179,15 +185,5 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         let (headers, method) = (request.headers(), request.method());
         let answer = self.serve_stored(parts, body, &entry.meta, headers, method, status, now);
         Collapsed::Served(answer.await)
-    }
-
-    /// The error status the origin gave the request this one waited on.
-    fn shared_error(&self, mut status: CacheStatus, code: u16, now: SystemTime) -> Response<B> {
-        status.collapsed = true;
-        status.fwd_status = Some(code);
-        let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-        let text =
-            "edge-cache: the origin answered the request this one waited for with an error\n";
-        self.local(code, text, status, now)
     }
 }

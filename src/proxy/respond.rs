@@ -26,24 +26,28 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         if !wants_range {
             return self.deliver(parts, body, request, method, status);
         }
-        let bytes = match body.into_bytes().await {
-            Ok(b) => b,
+        // Read where the body lives (JS memory at the edge): a range must
+        // never copy a stored body into wasm memory, which never shrinks.
+        let (body, length) = match body.buffered(ReadLimit::NONE).await {
+            Ok(Buffered::Whole(body, length)) => (body, length),
+            Ok(Buffered::PassOn(body, _)) => {
+                return self.deliver(parts, body, request, method, status)
+            }
             Err(e) => return self.storage_failed(status, e, now),
         };
-        match range::evaluate(request, &parts.headers, bytes.len() as u64) {
-            RangeResponse::Full => {
-                self.deliver(parts, B::from_bytes(bytes), request, method, status)
-            }
+        match range::evaluate(request, &parts.headers, length) {
+            RangeResponse::Full => self.deliver(parts, body, request, method, status),
             RangeResponse::Partial { start, end } => {
-                let range = format!("bytes {start}-{end}/{}", bytes.len());
-                let slice = bytes[start as usize..=end as usize].to_vec();
+                let range = format!("bytes {start}-{end}/{length}");
+                let slice = (body.slice(start, end), end - start + 1);
                 let (parts, body) = partial(parts, StatusCode::PARTIAL_CONTENT, &range, slice);
                 self.deliver(parts, body, request, method, status)
             }
             RangeResponse::Unsatisfiable => {
-                let range = format!("bytes */{}", bytes.len());
+                let range = format!("bytes */{length}");
+                let empty = (B::empty(), 0);
                 let (parts, body) =
-                    partial(parts, StatusCode::RANGE_NOT_SATISFIABLE, &range, Vec::new());
+                    partial(parts, StatusCode::RANGE_NOT_SATISFIABLE, &range, empty);
                 self.deliver(parts, body, request, method, status)
             }
         }
@@ -169,8 +173,14 @@ pub fn local_response<B: Body>(
     response
 }
 
-/// A 206 or 416 cut from a stored 200: status, `Content-Range`, and the body's length.
-fn partial<B: Body>(mut parts: Parts, code: StatusCode, range: &str, body: Vec<u8>) -> (Parts, B) {
+/// A 206 or 416 cut from a stored 200: status, `Content-Range`, and the
+/// body with its length.
+fn partial<B: Body>(
+    mut parts: Parts,
+    code: StatusCode,
+    range: &str,
+    (body, length): (B, u64),
+) -> (Parts, B) {
     parts.status = code;
     parts.headers.insert(
         header::CONTENT_RANGE,
@@ -178,6 +188,6 @@ fn partial<B: Body>(mut parts: Parts, code: StatusCode, range: &str, body: Vec<u
     );
     parts
         .headers
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    (parts, B::from_bytes(body))
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    (parts, body)
 }

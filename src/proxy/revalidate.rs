@@ -64,13 +64,8 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         };
         if response.status() != StatusCode::NOT_MODIFIED || validators.is_none() {
             let head = (response.status(), response.headers());
-            let stores = self.plan(client, head, now).is_ok();
-            let personal = client.contains_key(header::AUTHORIZATION);
-            if !stores && !personal && !stale::is_error_status(response.status()) {
-                // The origin no longer lets this be stored (no-store,
-                // private, …): the stale copy must not go on answering. An
-                // authenticated request's answer speaks for that user only.
-                self.forget(&entry.url);
+            if let Err(reason) = self.plan(client, head, now) {
+                self.retire_if_forbidden(&entry.url, reason, client);
             }
             return match self
                 .store_and_respond(response, (client, method), target, status, now)
@@ -101,15 +96,15 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         let plan = match self.plan(client, (parts.status, &parts.headers), now) {
             Ok(plan) => plan,
             Err(reason) => {
-                self.forget(&entry.url);
+                self.retire_if_forbidden(&entry.url, reason, client);
                 status.detail = Some(reason.as_str());
                 return self.deliver(parts, body, client, method, status);
             }
         };
         // Read whole before it is stored again, as a fetched body is.
-        let body = match body.buffered(self.config.policy.max_stored_body).await {
+        let body = match body.buffered(self.storing_limit()).await {
             Ok(Buffered::Whole(body, _)) => body,
-            Ok(Buffered::TooLarge(body)) => {
+            Ok(Buffered::PassOn(body, _)) => {
                 return self.deliver(parts, body, client, method, status)
             }
             Err(e) => return self.storage_failed(status, e, now),
@@ -120,6 +115,25 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         let body = stored.client_body;
         self.serve_stored(parts, body, &stored.meta, client, method, status, now)
             .await
+    }
+
+    /// Deletes the entry at `url` when the origin's answer to an anonymous
+    /// revalidation says the resource may no longer be stored (`no-store`,
+    /// `private`): the stale copy must not go on answering within its
+    /// windows. Only the response's own reasons count (a request `no-store`
+    /// or a `Range` says nothing of the resource), and only for a request
+    /// without `Authorization` or `Cookie`, whose private answer may speak
+    /// for that user alone: otherwise any client could retire shared entries.
+    fn retire_if_forbidden(&self, url: &str, reason: NoStoreReason, request: &HeaderMap) {
+        let forbidden = matches!(
+            reason,
+            NoStoreReason::ResponseNoStore | NoStoreReason::Private
+        );
+        let personal =
+            request.contains_key(header::AUTHORIZATION) || request.contains_key(header::COOKIE);
+        if forbidden && !personal {
+            self.forget(url);
+        }
     }
 
     /// Deletes a stored entry in the background (failures are logged).

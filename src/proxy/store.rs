@@ -173,13 +173,12 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         let proxy = self.clone();
         self.background.spawn(async move {
             let log = &proxy.background;
-            let limit = proxy.config.policy.max_stored_body;
+            // Already whole (see `store_and_respond`); read again only to
+            // check it is still so, with the same limits.
             let (parts, body) = entry.into_parts();
-            let (body, length) = match body.buffered(limit).await {
+            let (body, length) = match body.buffered(proxy.storing_limit()).await {
                 Ok(Buffered::Whole(body, length)) => (body, length),
-                Ok(Buffered::TooLarge(_)) => {
-                    return log.warn(&format!("not stored, longer than {limit} bytes"))
-                }
+                Ok(Buffered::PassOn(..)) => return log.warn("not stored, past the storing limits"),
                 Err(e) => return log.warn(&format!("not stored, body incomplete: {e}")),
             };
             let declared = parts

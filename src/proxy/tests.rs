@@ -1341,21 +1341,92 @@ fn a_flight_that_never_ends_holds_its_key_for_origin_timeout_at_most() {
 }
 
 #[test]
-fn an_error_status_is_shared_with_waiters_not_retried() {
-    let h = harness(answer(503, &[("retry-after", "5")], b"busy"));
+fn a_leaders_5xx_is_never_handed_to_its_waiters() {
+    // The origin fails only the leader's request (a header the key does not hold).
+    let h = harness(|req: &Request<Vec<u8>>| {
+        let bad = req.headers().contains_key("x-bad");
+        let mut r = Response::new(if bad {
+            b"oops".to_vec()
+        } else {
+            b"fine".to_vec()
+        });
+        *r.status_mut() = if bad {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::OK
+        };
+        if !bad {
+            r.headers_mut()
+                .insert("cache-control", "max-age=60".parse().unwrap());
+        }
+        Ok(r)
+    });
     h.proxy.origin.hold();
     let mut crowd = Crowd::new();
-    for _ in 0..5 {
-        crowd.send(&h, "/busy", &[]);
+    crowd.send(&h, "/choke", &[("x-bad", "1")]);
+    for _ in 0..4 {
+        crowd.send(&h, "/choke", &[]);
     }
     crowd.settle(&h);
     h.proxy.origin.release();
     crowd.settle(&h);
-    assert_eq!(h.calls(), 1);
-    assert!(crowd.answers.borrow().iter().all(|r| r.status() == 503));
-    assert!(crowd
-        .statuses()
-        .contains(&"edge-cache; fwd=uri-miss; fwd-status=503; collapsed".to_string()));
+    let answers = crowd.answers.borrow();
+    assert_eq!(answers.iter().filter(|r| r.status() == 500).count(), 1);
+    assert_eq!(answers.iter().filter(|r| r.body() == b"fine").count(), 4);
+}
+
+#[test]
+fn a_5xx_revalidation_gives_waiters_their_stale_entry_without_retries() {
+    let mut h = harness(ok(
+        &[("cache-control", "max-age=60, stale-if-error=600")],
+        "old",
+    ));
+    h.get("/busy-stale");
+    h.advance(61);
+    h.answer_with(answer(503, &[], b"busy"));
+    h.proxy.origin.hold();
+    let mut crowd = Crowd::new();
+    for _ in 0..5 {
+        crowd.send(&h, "/busy-stale", &[]);
+    }
+    crowd.settle(&h);
+    h.proxy.origin.release();
+    crowd.settle(&h);
+    assert_eq!(h.calls(), 2);
+    assert!(crowd.answers.borrow().iter().all(|r| r.body() == b"old"));
+}
+
+#[test]
+fn only_an_anonymous_request_with_a_forbidding_answer_retires_an_entry() {
+    for (headers, retired) in [
+        (&[("cache-control", "no-store")][..], false),
+        (&[("cookie", "cart=1")][..], false),
+        (&[("range", "bytes=0-1")][..], false),
+        (&[][..], true),
+    ] {
+        let mut h = harness(ok(
+            &[("cache-control", "max-age=60"), ("etag", "\"r\"")],
+            "shared",
+        ));
+        h.get("/retire");
+        h.advance(61);
+        // A Range gets a 206, as a real origin answers it.
+        h.answer_with(|req: &Request<Vec<u8>>| {
+            let mut r = Response::new(b"yours".to_vec());
+            if req.headers().contains_key("range") {
+                *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+            }
+            r.headers_mut()
+                .insert("cache-control", "private".parse().unwrap());
+            Ok(r)
+        });
+        h.send("GET", "/retire", headers);
+        assert_eq!(
+            h.proxy.storage.entries.borrow().is_empty(),
+            retired,
+            "{headers:?}"
+        );
+    }
 }
 
 #[test]

@@ -196,6 +196,8 @@ test('a body that streams for longer than ORIGIN_TIMEOUT arrives whole: the time
   assert.equal(res.status, 200);
   assert.equal(res.body, 'abcd');
   assert.ok(res.ms > 2500, `took ${res.ms} ms`);
+  // Still arriving at ORIGIN_TIMEOUT: passed on as it came, not stored.
+  assert.match(res.cacheStatus, /detail=too-slow$/);
 });
 
 // Found by probing stale serving and coalescing as an attacker would.
@@ -212,11 +214,41 @@ test('review: a leader whose body never ends holds its key for ORIGIN_TIMEOUT at
   void leader;
 });
 
-test('review: a 503 is shared with the burst that waited for it, not retried by each', async () => {
-  origin.route('/busy', slowly(500, { status: 503, headers: { 'retry-after': '5' }, body: 'busy' }));
-  const answers = await burst(20, '/busy');
-  assert.equal(origin.calls('/busy').length, 1);
-  assert.ok(answers.every((r) => r.status === 503));
+test('review: one client\'s 5xx is never served to others; waiters with a stale entry use it, without retries', async () => {
+  // The origin chokes on a cookie only the first client sends.
+  origin.route('/choke', slowly(500, (req) => (/cart=%%/.test(req.headers.cookie ?? '')
+    ? { status: 500, body: 'oops' }
+    : { headers: { 'cache-control': 'max-age=60' }, body: 'fine' })));
+  const attacker = worker.fetch('/choke', { headers: { cookie: 'cart=%%' } });
+  await sleep(50);
+  const victims = await burst(10, '/choke');
+  assert.equal((await attacker).status, 500);
+  assert.ok(victims.every((r) => r.status === 200 && r.body === 'fine'));
+  // A burst on a stale entry whose origin is overloaded: one call, stale for all.
+  origin.route('/overloaded', slowly(500, (req, n) => (n === 1
+    ? { headers: { 'cache-control': 'max-age=60, stale-if-error=600', age: '60', etag: '"o"' }, body: 'old copy' }
+    : { status: 503, body: 'busy' })));
+  await worker.fetch('/overloaded');
+  await settle();
+  const answers = await burst(20, '/overloaded');
+  assert.equal(origin.calls('/overloaded').length, 2);
+  assert.ok(answers.every((r) => r.body === 'old copy'));
+});
+
+test('review: a request no-store or a cookie cannot retire a shared entry', async () => {
+  origin.route('/keep', (req, n) => (n === 1
+    ? { headers: { 'cache-control': 'max-age=60, stale-while-revalidate=600', age: '60', etag: '"k"' }, body: 'shared copy' }
+    : req.headers.cookie ? { headers: { 'cache-control': 'private' }, body: 'yours' }
+      : { status: 304, headers: { 'cache-control': 'max-age=60, stale-while-revalidate=600', age: '60', etag: '"k"' } }));
+  await worker.fetch('/keep');
+  await settle();
+  await worker.fetch('/keep', { headers: { 'cache-control': 'no-store' } });
+  await settle();
+  await worker.fetch('/keep', { headers: { cookie: 'cart=1' } });
+  await settle();
+  const next = await worker.fetch('/keep');
+  assert.equal(next.body, 'shared copy');
+  assert.doesNotMatch(next.cacheStatus, /uri-miss/);
 });
 
 test('review: one no-store or Range request cannot lead a flight and spoil it for the others', async () => {
