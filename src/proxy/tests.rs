@@ -1082,6 +1082,20 @@ impl Crowd {
         }
     }
 
+    /// `n` requests for `path` in flight together on a held origin, then
+    /// the origin released and everything run to the end.
+    fn burst(h: &Harness, n: usize, path: &str, headers: &[(&str, &str)]) -> Crowd {
+        h.proxy.origin.hold();
+        let mut crowd = Crowd::new();
+        for _ in 0..n {
+            crowd.send(h, path, headers);
+        }
+        crowd.settle(h);
+        h.proxy.origin.release();
+        crowd.settle(h);
+        crowd
+    }
+
     fn statuses(&self) -> Vec<String> {
         let mut all: Vec<String> = self
             .answers
@@ -1138,14 +1152,7 @@ fn a_stampede_on_an_expired_key_revalidates_once() {
         &[("cache-control", "max-age=60"), ("etag", "\"v\"")],
         b"",
     ));
-    h.proxy.origin.hold();
-    let mut crowd = Crowd::new();
-    for _ in 0..10 {
-        crowd.send(&h, "/expired", &[]);
-    }
-    crowd.settle(&h);
-    h.proxy.origin.release();
-    crowd.settle(&h);
+    let crowd = Crowd::burst(&h, 10, "/expired", &[]);
     assert_eq!(h.calls(), 2);
     assert!(crowd.answers.borrow().iter().all(|r| r.body() == b"body"));
     assert_eq!(
@@ -1187,14 +1194,7 @@ fn a_cookie_kept_for_the_leaders_client_is_not_shared() {
         ],
         "x",
     ));
-    h.proxy.origin.hold();
-    let mut crowd = Crowd::new();
-    for _ in 0..3 {
-        crowd.send(&h, "/cookie", &[]);
-    }
-    crowd.settle(&h);
-    h.proxy.origin.release();
-    crowd.settle(&h);
+    Crowd::burst(&h, 3, "/cookie", &[]);
     assert_eq!(h.calls(), 3);
 }
 
@@ -1232,14 +1232,7 @@ fn authorized_requests_never_share_a_fetch() {
 #[test]
 fn a_failed_leader_fails_its_waiters_without_retries() {
     let h = harness(|_| Err(OriginError::Unreachable("refused".into())));
-    h.proxy.origin.hold();
-    let mut crowd = Crowd::new();
-    for _ in 0..5 {
-        crowd.send(&h, "/dead", &[]);
-    }
-    crowd.settle(&h);
-    h.proxy.origin.release();
-    crowd.settle(&h);
+    let crowd = Crowd::burst(&h, 5, "/dead", &[]);
     assert_eq!(h.calls(), 1);
     assert!(crowd.answers.borrow().iter().all(|r| r.status() == 502));
 }
@@ -1253,14 +1246,7 @@ fn a_failed_revalidation_gives_waiters_their_stale_entry_where_allowed() {
     h.get("/sie-crowd");
     h.advance(61);
     h.answer_with(|_| Err(OriginError::TimedOut));
-    h.proxy.origin.hold();
-    let mut crowd = Crowd::new();
-    for _ in 0..5 {
-        crowd.send(&h, "/sie-crowd", &[]);
-    }
-    crowd.settle(&h);
-    h.proxy.origin.release();
-    crowd.settle(&h);
+    let crowd = Crowd::burst(&h, 5, "/sie-crowd", &[]);
     assert_eq!(h.calls(), 2);
     assert!(crowd.answers.borrow().iter().all(|r| r.body() == b"old"));
     assert_eq!(
@@ -1384,14 +1370,7 @@ fn a_5xx_revalidation_gives_waiters_their_stale_entry_without_retries() {
     h.get("/busy-stale");
     h.advance(61);
     h.answer_with(answer(503, &[], b"busy"));
-    h.proxy.origin.hold();
-    let mut crowd = Crowd::new();
-    for _ in 0..5 {
-        crowd.send(&h, "/busy-stale", &[]);
-    }
-    crowd.settle(&h);
-    h.proxy.origin.release();
-    crowd.settle(&h);
+    let crowd = Crowd::burst(&h, 5, "/busy-stale", &[]);
     assert_eq!(h.calls(), 2);
     assert!(crowd.answers.borrow().iter().all(|r| r.body() == b"old"));
 }
@@ -1497,14 +1476,7 @@ fn waiters_collapse_onto_a_no_cache_entry_just_validated() {
         &[("cache-control", "no-cache"), ("etag", "\"n\"")],
         b"",
     ));
-    h.proxy.origin.hold();
-    let mut crowd = Crowd::new();
-    for _ in 0..5 {
-        crowd.send(&h, "/no-cache", &[]);
-    }
-    crowd.settle(&h);
-    h.proxy.origin.release();
-    crowd.settle(&h);
+    let crowd = Crowd::burst(&h, 5, "/no-cache", &[]);
     assert_eq!(h.calls(), 2);
     assert!(crowd.answers.borrow().iter().all(|r| r.body() == b"x"));
 }
