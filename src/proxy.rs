@@ -41,6 +41,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::response::Parts;
 use http::{Method, Request, Response, StatusCode, Uri};
 use std::marker::PhantomData;
+use std::rc::Rc;
 use std::time::SystemTime;
 
 /// A stored response as read back, with where it was read from.
@@ -93,7 +94,9 @@ pub struct Proxy<B, S, O, W> {
     pub storage: S,
     pub origin: O,
     pub background: W,
-    pub config: Config,
+    /// Shared, not copied: one per isolate at the edge, and every
+    /// background task of a request holds it too.
+    pub config: Rc<Config>,
     /// Origin fetches in progress in this isolate, shared by every request.
     pub flights: Flights,
     _body: PhantomData<B>,
@@ -115,7 +118,7 @@ impl<B, S: Clone, O: Clone, W: Clone> Clone for Proxy<B, S, O, W> {
 }
 
 impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
-    pub fn new(storage: S, origin: O, background: W, config: Config, flights: Flights) -> Self {
+    pub fn new(storage: S, origin: O, background: W, config: Rc<Config>, flights: Flights) -> Self {
         Proxy {
             storage,
             origin,

@@ -27,16 +27,16 @@ thread_local! {
     /// The configuration, read from `env` once per isolate: an isolate runs
     /// one version of the worker, whose vars and secrets do not change, and
     /// reading them costs a JS crossing each on every hit otherwise.
-    static CONFIG: std::cell::RefCell<Option<Config>> = const { std::cell::RefCell::new(None) };
+    static CONFIG: std::cell::RefCell<Option<Rc<Config>>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The isolate's configuration; an invalid one is read (and reported) again
 /// on every request, never kept.
-fn config(env: &Env) -> Result<Config, crate::config::ConfigError> {
+fn config(env: &Env) -> Result<Rc<Config>, crate::config::ConfigError> {
     if let Some(config) = CONFIG.with_borrow(Option::clone) {
         return Ok(config);
     }
-    let config = Config::from_lookup(|name| lookup(env, name))?;
+    let config = Rc::new(Config::from_lookup(|name| lookup(env, name))?);
     CONFIG.set(Some(config.clone()));
     Ok(config)
 }

@@ -274,7 +274,8 @@ fn a_flight_that_never_ends_holds_its_key_for_origin_timeout_at_most() {
     let mut crowd = Crowd::new();
     crowd.send(&h, "/wedged", &[]);
     crowd.settle(&h);
-    h.advance(u64::from(h.proxy.config.origin_timeout_secs));
+    let bound = h.proxy.config.origin_timeout_secs;
+    h.advance(u64::from(bound));
     crowd.send(&h, "/wedged", &[]);
     crowd.settle(&h);
     assert_eq!(

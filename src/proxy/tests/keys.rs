@@ -60,7 +60,7 @@ fn vary_user_agent_is_keyed_on_the_raw_agent_by_default() {
 #[test]
 fn keyed_by_device_the_origin_sees_only_the_class_agent() {
     let mut h = harness(echo("User-Agent"));
-    h.proxy.config.user_agent = UserAgentKey::Device;
+    h.config_mut().user_agent = UserAgentKey::Device;
     h.send("GET", "/ua", &[("user-agent", IPHONE)]);
     assert_eq!(
         status(&h.send("GET", "/ua", &[("user-agent", PIXEL)])),
@@ -76,7 +76,7 @@ fn keyed_by_device_the_origin_sees_only_the_class_agent() {
 #[test]
 fn path_rules_vary_without_the_origin() {
     let mut h = harness(echo(""));
-    h.proxy.config.path_rules = PathRules::parse(r#"{"/shop/": ["device"]}"#).unwrap();
+    h.config_mut().path_rules = PathRules::parse(r#"{"/shop/": ["device"]}"#).unwrap();
     h.send("GET", "/shop/x", &[("user-agent", IPHONE)]);
     assert!(
         status(&h.send("GET", "/shop/x", &[("user-agent", DESKTOP)])).contains("fwd=vary-miss")
@@ -89,7 +89,7 @@ fn path_rules_vary_without_the_origin() {
 #[test]
 fn bypass_cookies_skip_the_cache_and_keep_their_cookies() {
     let mut h = harness(echo(""));
-    h.proxy.config.bypass_cookies = crate::cookies::BypassCookies::parse("session").unwrap();
+    h.config_mut().bypass_cookies = crate::cookies::BypassCookies::parse("session").unwrap();
     h.get("/c");
     let bypass = h.send("GET", "/c", &[("cookie", "theme=1; session=abc")]);
     assert_eq!(
@@ -136,7 +136,7 @@ fn a_vary_marker_lives_as_long_as_its_variants() {
         &[("cache-control", "max-age=3600"), ("vary", "accept")],
         "x",
     ));
-    h.proxy.config.retain_stale = 0;
+    h.config_mut().retain_stale = 0;
     h.get("/m");
     let entries = h.proxy.storage.entries.borrow();
     let lifetimes: Vec<u64> = entries

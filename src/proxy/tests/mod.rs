@@ -24,7 +24,7 @@ fn harness(
             MemoryStorage::default(),
             ScriptedOrigin::new(handler),
             QueuedBackground::default(),
-            config,
+            Rc::new(config),
             Flights::default(),
         ),
         now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
@@ -46,6 +46,11 @@ fn ok(
 }
 
 impl Harness {
+    /// The configuration, to change before a test's requests.
+    fn config_mut(&mut self) -> &mut Config {
+        Rc::make_mut(&mut self.proxy.config)
+    }
+
     fn send(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response<Vec<u8>> {
         let mut req = Request::builder()
             .method(method)

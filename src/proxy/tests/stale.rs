@@ -78,7 +78,7 @@ fn stale_if_error_hides_origin_failures_inside_its_window_only() {
 fn configured_windows_never_override_a_prohibition() {
     for cache_control in ["max-age=60, must-revalidate", "s-maxage=60", "no-cache"] {
         let mut h = harness(|_| unreachable!());
-        h.proxy.config.stale = crate::stale::StaleDefaults {
+        h.config_mut().stale = crate::stale::StaleDefaults {
             while_revalidate: 600,
             if_error: 600,
         };
@@ -97,7 +97,7 @@ fn configured_windows_never_override_a_prohibition() {
 #[test]
 fn defaults_apply_to_responses_that_name_no_window() {
     let mut h = harness(ok(&[("cache-control", "max-age=60")], "x"));
-    h.proxy.config.stale = crate::stale::StaleDefaults {
+    h.config_mut().stale = crate::stale::StaleDefaults {
         while_revalidate: 30,
         if_error: 0,
     };
@@ -120,7 +120,7 @@ fn missing_pages_are_cached_for_negative_ttl() {
     h.get("/missing");
     assert_eq!(h.calls(), 2);
     let mut off = harness(answer(410, &[], b"gone"));
-    off.proxy.config.policy.negative_ttl = 0;
+    off.config_mut().policy.negative_ttl = 0;
     off.get("/gone");
     off.get("/gone");
     assert_eq!(off.calls(), 2);
