@@ -25,9 +25,6 @@ impl Body for Vec<u8> {
     fn tee(self) -> (Self, Self) {
         (self.clone(), self)
     }
-    async fn into_bytes(self) -> Result<Vec<u8>, PlatformError> {
-        Ok(self)
-    }
     /// A body that ends in [`TRUNCATED`] stands for one whose connection
     /// closed early: it fails here, as a broken stream does at the edge.
     /// Arrives at once, so only the byte limit applies.

@@ -23,8 +23,6 @@ pub trait Body: Sized + 'static {
     fn from_bytes(bytes: Vec<u8>) -> Self;
     /// Two bodies that each yield the whole stream (one for the client, one for storage).
     fn tee(self) -> (Self, Self);
-    /// Reads the whole body.
-    fn into_bytes(self) -> impl Future<Output = Result<Vec<u8>, PlatformError>>;
     /// Reads the whole body where it lives (JS memory at the edge, not
     /// wasm's), unless it grows past `limit.bytes` or is still arriving
     /// after `limit.ms` milliseconds: then it is handed back whole, to pass

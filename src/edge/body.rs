@@ -47,18 +47,6 @@ impl Body for EdgeBody {
         }
     }
 
-    async fn into_bytes(self) -> Result<Vec<u8>, PlatformError> {
-        match self {
-            EdgeBody::Empty => Ok(Vec::new()),
-            EdgeBody::Bytes(b) => Ok(b),
-            EdgeBody::Buffer(b) => Ok(Uint8Array::new(&b).to_vec()),
-            EdgeBody::Stream(s) => {
-                let buffer = read_all(s).await?;
-                Ok(Uint8Array::new(&buffer).to_vec())
-            }
-        }
-    }
-
     async fn buffered(self, limit: ReadLimit) -> Result<Buffered<Self>, PlatformError> {
         let length = match self {
             EdgeBody::Empty => 0,
