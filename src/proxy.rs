@@ -428,7 +428,6 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
 }
 
 impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
-    /// Whether, and how, a response to `request` may be stored (RFC 9111 §3).
     /// How much of a body storing reads, and for how long: `MAX_STORED_BODY`
     /// bytes, within `ORIGIN_TIMEOUT` (a body still arriving then is passed
     /// on as it comes, so a trickling or hanging body holds neither its
@@ -440,6 +439,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         }
     }
 
+    /// Whether, and how, a response to `request` may be stored (RFC 9111 §3).
     fn plan(
         &self,
         request: &HeaderMap,
