@@ -10,7 +10,7 @@ let origin;
 let worker;
 before(async () => {
   origin = await startOrigin();
-  worker = await startWorker({ ORIGIN: origin.url, ORIGIN_TIMEOUT: '2' });
+  worker = await startWorker({ ORIGIN: origin.url, ORIGIN_TIMEOUT: '2', BYPASS_COOKIES: 'session' });
 });
 after(async () => {
   await worker?.dispose();
@@ -169,6 +169,24 @@ test('requests with Authorization never share a fetch', async () => {
   origin.route('/authed', slowly(300, { headers: { 'cache-control': 'public, max-age=60' }, body: 'x' }));
   await Promise.all(Array.from({ length: 5 }, () => worker.fetch('/authed', { headers: { authorization: 'Bearer t' } })));
   assert.equal(origin.calls('/authed').length, 5);
+});
+
+test('requests with a bypass cookie never share a fetch', async () => {
+  origin.route('/session', slowly(300, { headers: { 'cache-control': 'max-age=60' }, body: 'x' }));
+  await Promise.all(Array.from({ length: 5 }, (_, i) => worker.fetch('/session', { headers: { cookie: `session=${i}` } })));
+  assert.equal(origin.calls('/session').length, 5);
+});
+
+test('a burst on a stale entry is answered at once and revalidated once', async () => {
+  origin.route('/swr-burst', slowly(500, (req, n) => (n === 1
+    ? { headers: { 'cache-control': 'max-age=60, stale-while-revalidate=600', age: '60', etag: '"w"' }, body: 'stale body' }
+    : { status: 304, headers: { 'cache-control': 'max-age=60, stale-while-revalidate=600', etag: '"w"' } })));
+  await worker.fetch('/swr-burst');
+  await settle();
+  const answers = await timed(burst(30, '/swr-burst'));
+  assert.ok(answers.ms < 400, `took ${answers.ms} ms`);
+  await sleep(1000);
+  assert.equal(origin.calls('/swr-burst').length, 2, 'one fill, one background revalidation');
 });
 
 test('404 and 410 without freshness are kept NEGATIVE_TTL seconds; explicit freshness wins; 0 turns it off', async () => {
