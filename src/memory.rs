@@ -36,8 +36,10 @@ impl Body for Vec<u8> {
             false => Ok(Buffered::Whole(self, length)),
         }
     }
-    fn slice(self, start: u64, end: u64) -> Self {
-        self[start as usize..=end as usize].to_vec()
+    async fn range(self, start: u64, end: u64) -> Result<Self, PlatformError> {
+        self.get(start as usize..=end as usize)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| PlatformError("the body ended before the range".into()))
     }
 }
 

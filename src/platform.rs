@@ -32,8 +32,10 @@ pub trait Body: Sized + 'static {
         self,
         limit: ReadLimit,
     ) -> impl Future<Output = Result<Buffered<Self>, PlatformError>>;
-    /// Bytes `start..=end` of a body `buffered` read whole.
-    fn slice(self, start: u64, end: u64) -> Self;
+    /// Bytes `start..=end` of the body, read no further than `end` and
+    /// holding no more than the range: a range of a large stored body must
+    /// not cost its whole size in memory. An error when the body ends first.
+    fn range(self, start: u64, end: u64) -> impl Future<Output = Result<Self, PlatformError>>;
 }
 
 /// How much of a body, and for how long, `Body::buffered` reads.

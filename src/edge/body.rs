@@ -66,13 +66,21 @@ impl Body for EdgeBody {
         })
     }
 
-    /// Slices JS-side (`ArrayBuffer.slice`), never through wasm memory.
-    fn slice(self, start: u64, end: u64) -> Self {
-        let (start, end) = (start as usize, end as usize + 1);
+    /// Cut JS-side, never through wasm memory; a stream is read chunk by
+    /// chunk up to `end`, keeping only the bytes in range.
+    async fn range(self, start: u64, end: u64) -> Result<Self, PlatformError> {
+        let short = || PlatformError("the stored body ended before the range".into());
+        let (first, last) = (start as usize, end as usize + 1);
         match self {
-            EdgeBody::Buffer(b) => EdgeBody::Buffer(b.slice_with_end(start as u32, end as u32)),
-            EdgeBody::Bytes(b) => EdgeBody::Bytes(b[start..end].to_vec()),
-            EdgeBody::Empty | EdgeBody::Stream(_) => EdgeBody::Empty,
+            EdgeBody::Buffer(b) if u64::from(b.byte_length()) > end => Ok(EdgeBody::Buffer(
+                b.slice_with_end(first as u32, last as u32),
+            )),
+            EdgeBody::Bytes(b) => b
+                .get(first..last)
+                .map(|r| EdgeBody::Bytes(r.to_vec()))
+                .ok_or_else(short),
+            EdgeBody::Stream(s) => read_range(s, start, end).await,
+            EdgeBody::Buffer(_) | EdgeBody::Empty => Err(short()),
         }
     }
 }
@@ -133,6 +141,40 @@ async fn read_within(
         offset += chunk.length();
     }
     Ok(Buffered::Whole(EdgeBody::Buffer(whole.buffer()), total))
+}
+
+/// Bytes `start..=end` of a stream, copied JS-side out of the chunks that
+/// hold them; the read stops (and the stream is cancelled) past `end`.
+async fn read_range(
+    stream: ReadableStream,
+    start: u64,
+    end: u64,
+) -> Result<EdgeBody, PlatformError> {
+    let err = |e: JsValue| PlatformError(format!("reading body: {e:?}"));
+    let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let out = Uint8Array::new_with_length((end - start + 1) as u32);
+    let (done, value) = (JsValue::from_str("done"), JsValue::from_str("value"));
+    let mut offset: u64 = 0;
+    while offset <= end {
+        let read = JsFuture::from(reader.read()).await.map_err(err)?;
+        if js_sys::Reflect::get(&read, &done).map_err(err)?.is_truthy() {
+            return Err(PlatformError(
+                "the stored body ended before the range".into(),
+            ));
+        }
+        let chunk: Uint8Array = js_sys::Reflect::get(&read, &value)
+            .map_err(err)?
+            .unchecked_into();
+        let (from, to) = (offset, offset + u64::from(chunk.length()));
+        let (keep_from, keep_to) = (from.max(start), to.min(end + 1));
+        if keep_from < keep_to {
+            let part = chunk.subarray((keep_from - from) as u32, (keep_to - from) as u32);
+            out.set(&part, (keep_from - start) as u32);
+        }
+        offset = to;
+    }
+    let _ = reader.cancel();
+    Ok(EdgeBody::Buffer(out.buffer()))
 }
 
 /// Reads a stream to its end on the JS side; rejects when the stream errors.

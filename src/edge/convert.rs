@@ -165,6 +165,18 @@ mod tests {
     }
 
     #[wasm_bindgen_test]
+    async fn a_range_of_a_stream_keeps_only_its_bytes() {
+        let stream = |text: &str| {
+            let js = web_sys::Response::new_with_opt_str(Some(text)).unwrap();
+            EdgeBody::from_stream(js.body())
+        };
+        let part = stream("0123456789").range(2, 5).await.unwrap();
+        assert!(matches!(&part, EdgeBody::Buffer(b) if b.byte_length() == 4));
+        assert_eq!(bytes(part).await, b"2345");
+        assert!(stream("0123").range(2, 9).await.is_err(), "shorter than the range");
+    }
+
+    #[wasm_bindgen_test]
     fn requests_convert_with_method_uri_and_headers() {
         let init = web_sys::RequestInit::new();
         init.set_method("POST");

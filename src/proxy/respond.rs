@@ -26,20 +26,32 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         if !wants_range {
             return self.deliver(parts, body, request, method, status);
         }
-        // Read where the body lives (JS memory at the edge): a range must
-        // never copy a stored body into wasm memory, which never shrinks.
-        let (body, length) = match body.buffered(ReadLimit::NONE).await {
-            Ok(Buffered::Whole(body, length)) => (body, length),
-            Ok(Buffered::PassOn(body, _)) => {
-                return self.deliver(parts, body, request, method, status)
-            }
-            Err(e) => return self.storage_failed(status, e, now),
+        // Stored bodies carry their length (they are stored whole); an
+        // entry without one is read whole to learn it. Either way only the
+        // range is kept, and never in wasm memory, which never shrinks.
+        let stored_length = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let (body, length) = match stored_length {
+            Some(length) => (body, length),
+            None => match body.buffered(ReadLimit::NONE).await {
+                Ok(Buffered::Whole(body, length)) => (body, length),
+                Ok(Buffered::PassOn(body, _)) => {
+                    return self.deliver(parts, body, request, method, status)
+                }
+                Err(e) => return self.storage_failed(status, e, now),
+            },
         };
         match range::evaluate(request, &parts.headers, length) {
             RangeResponse::Full => self.deliver(parts, body, request, method, status),
             RangeResponse::Partial { start, end } => {
+                let slice = match body.range(start, end).await {
+                    Ok(slice) => (slice, end - start + 1),
+                    Err(e) => return self.storage_failed(status, e, now),
+                };
                 let range = format!("bytes {start}-{end}/{length}");
-                let slice = (body.slice(start, end), end - start + 1);
                 let (parts, body) = partial(parts, StatusCode::PARTIAL_CONTENT, &range, slice);
                 self.deliver(parts, body, request, method, status)
             }

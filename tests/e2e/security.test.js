@@ -309,6 +309,13 @@ test('held: a 5 MB body is stored and served whole', async () => {
   const hit = await settle('/big');
   assert.ok(hit, 'stored');
   assert.equal(Buffer.compare(hit.body, big), 0);
+  // Ranges deep inside it and at its end, read only as far as they reach.
+  for (const [first, last] of [[4_000_000, 4_000_009], [big.length - 5, big.length - 1]]) {
+    const part = await worker.raw('/big', [['Range', `bytes=${first}-${last}`]]);
+    assert.equal(part.status, 206);
+    assert.equal(part.headers['content-range'], `bytes ${first}-${last}/${big.length}`);
+    assert.equal(Buffer.compare(part.body, big.subarray(first, last + 1)), 0);
+  }
   assert.equal(origin.calls('/big').length, 1);
 });
 
