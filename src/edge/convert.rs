@@ -173,7 +173,10 @@ mod tests {
         let part = stream("0123456789").range(2, 5).await.unwrap();
         assert!(matches!(&part, EdgeBody::Buffer(b) if b.byte_length() == 4));
         assert_eq!(bytes(part).await, b"2345");
-        assert!(stream("0123").range(2, 9).await.is_err(), "shorter than the range");
+        assert!(
+            stream("0123").range(2, 9).await.is_err(),
+            "shorter than the range"
+        );
     }
 
     #[wasm_bindgen_test]

@@ -64,7 +64,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         };
         if response.status() != StatusCode::NOT_MODIFIED || validators.is_none() {
             let head = (response.status(), response.headers());
-            if let Err(reason) = self.plan(client, head, now) {
+            if let (true, Err(reason)) = (head.0.is_success(), self.plan(client, head, now)) {
                 self.retire_if_forbidden(&entry.url, reason, client);
             }
             return match self
@@ -96,7 +96,6 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         let plan = match self.plan(client, (parts.status, &parts.headers), now) {
             Ok(plan) => plan,
             Err(reason) => {
-                self.retire_if_forbidden(&entry.url, reason, client);
                 status.detail = Some(reason.as_str());
                 return self.deliver(parts, body, client, method, status);
             }
@@ -117,13 +116,16 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             .await
     }
 
-    /// Deletes the entry at `url` when the origin's answer to an anonymous
-    /// revalidation says the resource may no longer be stored (`no-store`,
-    /// `private`): the stale copy must not go on answering within its
-    /// windows. Only the response's own reasons count (a request `no-store`
-    /// or a `Range` says nothing of the resource), and only for a request
-    /// without `Authorization` or `Cookie`, whose private answer may speak
-    /// for that user alone: otherwise any client could retire shared entries.
+    /// Deletes the entry at `url` when the origin's successful, full answer
+    /// to an anonymous revalidation says the resource may no longer be
+    /// stored (`no-store`, `private`): the stale copy must not go on
+    /// answering within its windows. Only a 2xx with the response's own
+    /// reason counts: an error page or a 304 with `no-store` (Spring's
+    /// default on a 406, say) speaks of that answer, not of the resource,
+    /// and a request's own `no-store` or `Range` of nothing at all. Never
+    /// for a request with `Authorization` or `Cookie`, whose private answer
+    /// may speak for that user alone. Otherwise any client could retire
+    /// shared entries, and with them the stale-if-error cover.
     fn retire_if_forbidden(&self, url: &str, reason: NoStoreReason, request: &HeaderMap) {
         let forbidden = matches!(
             reason,

@@ -253,16 +253,21 @@ test('review: one client\'s 5xx is never served to others; waiters with a stale 
   assert.ok(answers.every((r) => r.body === 'old copy'));
 });
 
-test('review: a request no-store or a cookie cannot retire a shared entry', async () => {
-  origin.route('/keep', (req, n) => (n === 1
-    ? { headers: { 'cache-control': 'max-age=60, stale-while-revalidate=600', age: '60', etag: '"k"' }, body: 'shared copy' }
-    : req.headers.cookie ? { headers: { 'cache-control': 'private' }, body: 'yours' }
-      : { status: 304, headers: { 'cache-control': 'max-age=60, stale-while-revalidate=600', age: '60', etag: '"k"' } }));
+test('review: a request no-store, a cookie or an error page with no-store cannot retire a shared entry', async () => {
+  origin.route('/keep', (req, n) => {
+    if (n === 1) return { headers: { 'cache-control': 'max-age=60, stale-while-revalidate=600', age: '60', etag: '"k"' }, body: 'shared copy' };
+    if (req.headers.cookie) return { headers: { 'cache-control': 'private' }, body: 'yours' };
+    // Spring Security's answer to an Accept it cannot serve.
+    if (req.headers.accept === 'application/x-nope') return { status: 406, headers: { 'cache-control': 'no-cache, no-store, max-age=0, must-revalidate' } };
+    return { status: 304, headers: { 'cache-control': 'max-age=60, stale-while-revalidate=600', age: '60', etag: '"k"' } };
+  });
   await worker.fetch('/keep');
   await settle();
   await worker.fetch('/keep', { headers: { 'cache-control': 'no-store' } });
   await settle();
   await worker.fetch('/keep', { headers: { cookie: 'cart=1' } });
+  await settle();
+  await worker.fetch('/keep', { headers: { accept: 'application/x-nope' } });
   await settle();
   const next = await worker.fetch('/keep');
   assert.equal(next.body, 'shared copy');

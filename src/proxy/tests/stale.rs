@@ -235,3 +235,33 @@ fn an_authenticated_revalidation_does_not_forget_the_shared_entry() {
     h.get("/shared");
     assert!(h.proxy.storage.entries.borrow().is_empty());
 }
+
+#[test]
+fn an_error_or_a_304_with_no_store_never_retires_an_entry() {
+    let answers: [(u16, &'static [(&str, &str)]); 4] = [
+        (400, &[("cache-control", "no-store")]),
+        (
+            406,
+            &[(
+                "cache-control",
+                "no-cache, no-store, max-age=0, must-revalidate",
+            )],
+        ),
+        (
+            302,
+            &[("cache-control", "private"), ("location", "/elsewhere")],
+        ),
+        (304, &[("cache-control", "no-store"), ("etag", "\"r\"")]),
+    ];
+    for (code, headers) in answers {
+        let mut h = harness(ok(
+            &[("cache-control", "max-age=60"), ("etag", "\"r\"")],
+            "shared",
+        ));
+        h.get("/kept");
+        h.advance(61);
+        h.answer_with(answer(code, headers, b""));
+        h.get("/kept");
+        assert_eq!(h.proxy.storage.entries.borrow().len(), 1, "{code}");
+    }
+}
