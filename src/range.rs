@@ -24,7 +24,13 @@ pub fn evaluate(request: &HeaderMap, stored: &HeaderMap, len: u64) -> RangeRespo
     if !if_range_holds(request, stored) {
         return RangeResponse::Full;
     }
-    let Some(set) = spec.trim().strip_prefix("bytes=") else {
+    // The unit is case-insensitive (§14.1).
+    let spec = spec.trim();
+    let Some(set) = spec
+        .get(..6)
+        .filter(|unit| unit.eq_ignore_ascii_case("bytes="))
+        .map(|_| &spec[6..])
+    else {
         return RangeResponse::Full;
     };
     let ranges: Vec<&str> = set.split(',').map(str::trim).collect();
@@ -37,7 +43,9 @@ pub fn evaluate(request: &HeaderMap, stored: &HeaderMap, len: u64) -> RangeRespo
     let parse = |s: &str| -> Option<Option<u64>> {
         match s.trim() {
             "" => Some(None),
-            n if n.bytes().all(|b| b.is_ascii_digit()) => n.parse().ok().map(Some),
+            // Past u64 is past any body: clamped like any last-pos beyond
+            // the end (§14.1.2).
+            n if n.bytes().all(|b| b.is_ascii_digit()) => Some(Some(n.parse().unwrap_or(u64::MAX))),
             _ => None,
         }
     };
@@ -110,7 +118,20 @@ mod tests {
             (&[("range", "bytes=0-1,3-4")], 10, Full),
             (&[("range", "items=0-1")], 10, Full),
             (&[("range", "bytes=a-b")], 10, Full),
-            (&[("range", "bytes=0-99999999999999999999999")], 10, Full),
+            // A last-pos past the end, even past u64, is clamped (§14.1.2).
+            (
+                &[("range", "bytes=0-99999999999999999999999")],
+                10,
+                Partial { start: 0, end: 9 },
+            ),
+            (
+                &[("range", "bytes=99999999999999999999999-")],
+                10,
+                Unsatisfiable,
+            ),
+            (&[("range", "BYTES=2-3")], 10, Partial { start: 2, end: 3 }),
+            (&[("range", "Bytes=-2")], 10, Partial { start: 8, end: 9 }),
+            (&[("range", "bits=2-3")], 10, Full),
             (
                 &[("range", "bytes=0-1"), ("if-range", "\"a\"")],
                 10,
