@@ -38,3 +38,9 @@ if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.
   step "installing npm packages (wrangler, miniflare, binaryen)"
   npm ci --no-audit --no-fund
 fi
+
+# A local admin token for `make dev` (wrangler dev reads .dev.vars; it is git-ignored).
+if [ ! -f .dev.vars ] || ! grep -q '^ADMIN_TOKEN=' .dev.vars; then
+  step "generating a local ADMIN_TOKEN into .dev.vars"
+  echo "ADMIN_TOKEN=dev-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')" >> .dev.vars
+fi

@@ -40,6 +40,25 @@ pub struct Config {
     pub user_agent: UserAgentKey,
     /// `VARY_BY_PATH`: paths keyed by device and/or country regardless of `Vary`.
     pub path_rules: PathRules,
+    /// `ADMIN_TOKEN` (a secret): the admin API's bearer token; `None` (or
+    /// one too short to resist guessing) keeps the API shut.
+    pub admin_token: Option<String>,
+    /// `PURGE_REFRESH`: seconds between reads of the purge records (default 5).
+    pub purge_refresh_secs: u64,
+    /// `EXPOSE_TAGS`: send `Cache-Tag` / `Surrogate-Key` on to clients (debugging).
+    pub expose_tags: bool,
+}
+
+/// An `ADMIN_TOKEN` shorter than this keeps the admin API shut.
+pub const MIN_ADMIN_TOKEN: usize = 16;
+
+impl Config {
+    /// Seconds purge records are kept in KV, and the age past which an
+    /// entry is revalidated because a record covering it may be gone:
+    /// `RETAIN_STALE`, at least an hour.
+    pub fn purge_window_secs(&self) -> u64 {
+        self.retain_stale.max(3_600)
+    }
 }
 
 /// Where the origin is.
@@ -228,7 +247,29 @@ impl Config {
             None => PathRules::default(),
             Some(v) => PathRules::parse(&v).map_err(|r| err("VARY_BY_PATH", r))?,
         };
+        let purge_refresh_secs = match get("PURGE_REFRESH") {
+            None => 5,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|s| (1..=300).contains(s))
+                .ok_or_else(|| {
+                    err(
+                        "PURGE_REFRESH",
+                        format!("{v:?} must be seconds from 1 to 300"),
+                    )
+                })?,
+        };
+        let expose_tags = match get("EXPOSE_TAGS").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(v) => return Err(err("EXPOSE_TAGS", format!("{v:?} must be true or false"))),
+        };
+        let admin_token = lookup("ADMIN_TOKEN").filter(|t| t.len() >= MIN_ADMIN_TOKEN);
         Ok(Config {
+            admin_token,
+            purge_refresh_secs,
+            expose_tags,
             origin,
             origin_timeout_secs,
             tracking,
@@ -281,6 +322,13 @@ mod tests {
         assert_eq!(c.policy.negative_ttl, 30);
         assert_eq!(c.stale, StaleDefaults::default());
         assert_eq!(c.origin_timeout_secs, 30);
+        assert_eq!((c.purge_refresh_secs, c.expose_tags), (5, false));
+        assert_eq!(c.admin_token, None);
+        let short = parse(&[("ADMIN_TOKEN", "short")]).unwrap();
+        assert_eq!(
+            short.admin_token, None,
+            "a guessable token keeps the API shut"
+        );
         assert_eq!(
             parse(&[("ORIGIN", "  ")]).unwrap().origin,
             OriginConfig::DemoAssets
@@ -329,6 +377,9 @@ mod tests {
             ("VARY_USER_AGENT", "browser"),
             ("VARY_BY_PATH", "{\"/\": [\"colour\"]}"),
             ("ORIGIN_TIMEOUT", "fast"),
+            ("PURGE_REFRESH", "0"),
+            ("PURGE_REFRESH", "301"),
+            ("EXPOSE_TAGS", "yes"),
         ];
         for (name, value) in cases {
             let e = parse(&[(name, value)]).unwrap_err();

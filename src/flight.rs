@@ -16,9 +16,7 @@
 use crate::platform::{Background, OriginError};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::future::Future;
 use std::rc::Rc;
-use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 /// How a flight ended, as its waiters see it.
@@ -165,15 +163,7 @@ impl Wait {
     /// The flight's outcome, or `None` if the leader has not finished
     /// within `ms` milliseconds.
     pub async fn outcome_within(self, background: &impl Background, ms: u64) -> Option<Outcome> {
-        let mut outcome = std::pin::pin!(self.outcome(background));
-        let mut timer = std::pin::pin!(background.sleep(ms));
-        std::future::poll_fn(move |cx| {
-            if let Poll::Ready(outcome) = outcome.as_mut().poll(cx) {
-                return Poll::Ready(Some(outcome));
-            }
-            timer.as_mut().poll(cx).map(|()| None)
-        })
-        .await
+        crate::platform::within(self.outcome(background), background, ms).await
     }
 }
 

@@ -30,6 +30,9 @@ pub struct CacheKey {
     base: String,
     /// Hex digest of the primary key input.
     primary: String,
+    /// The normalised authority, and path with query, the key was made of.
+    authority: String,
+    path_and_query: String,
     /// What `User-Agent` is keyed on instead of the header (the device class).
     user_agent: Option<&'static str>,
     /// Fields varied on whatever the origin says (`VARY_BY_PATH`).
@@ -47,6 +50,8 @@ impl CacheKey {
         CacheKey {
             base: format!("{scheme}://{authority}"),
             primary: hex16(&hasher.finalize()),
+            authority: authority.to_string(),
+            path_and_query: path.to_string(),
             user_agent: None,
             implicit_vary: Vec::new(),
         }
@@ -76,6 +81,16 @@ impl CacheKey {
         request: &HeaderMap,
     ) -> Variance {
         Variance::from_request(names, request, self.user_agent)
+    }
+
+    /// The normalised authority (host and port) the key was made of.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// The normalised path and query the key was made of.
+    pub fn path_and_query(&self) -> &str {
+        &self.path_and_query
     }
 
     /// The primary key's digest, recorded in entry metadata.

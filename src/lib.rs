@@ -21,6 +21,7 @@ pub mod normalize;
 pub mod platform;
 pub mod policy;
 pub mod proxy;
+pub mod purge;
 pub mod range;
 pub mod stale;
 pub mod status;

@@ -41,6 +41,9 @@ impl Body for Vec<u8> {
             .map(<[u8]>::to_vec)
             .ok_or_else(|| PlatformError("the body ended before the range".into()))
     }
+    async fn bytes(self, limit: u64) -> Result<Option<Vec<u8>>, PlatformError> {
+        Ok((self.len() as u64 <= limit).then_some(self))
+    }
 }
 
 /// The marker of a truncated body in tests (see `buffered`).
@@ -253,4 +256,71 @@ pub fn header_map(pairs: &[(&str, &str)]) -> http::HeaderMap {
         );
     }
     map
+}
+
+/// Workers KV as a sorted map; `failing` makes every call fail, and `ops`
+/// counts the calls made.
+#[derive(Clone, Default)]
+pub struct MemoryKv {
+    pub entries: Rc<RefCell<std::collections::BTreeMap<String, (String, String)>>>,
+    pub failing: Rc<RefCell<bool>>,
+    pub ops: Rc<RefCell<usize>>,
+}
+
+impl MemoryKv {
+    fn check(&self) -> Result<(), PlatformError> {
+        *self.ops.borrow_mut() += 1;
+        match *self.failing.borrow() {
+            true => Err(PlatformError("KV is down".into())),
+            false => Ok(()),
+        }
+    }
+}
+
+impl crate::platform::Kv for MemoryKv {
+    async fn list(
+        &self,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<crate::platform::KvList, PlatformError> {
+        self.check()?;
+        let entries = self.entries.borrow();
+        let matching: Vec<_> = entries
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .collect();
+        Ok(crate::platform::KvList {
+            complete: matching.len() <= limit as usize,
+            keys: matching
+                .into_iter()
+                .take(limit as usize)
+                .map(|(name, (_, metadata))| crate::platform::KvKey {
+                    name: name.clone(),
+                    metadata: Some(metadata.clone()),
+                })
+                .collect(),
+        })
+    }
+    async fn get(&self, key: &str) -> Result<Option<String>, PlatformError> {
+        self.check()?;
+        Ok(self.entries.borrow().get(key).map(|(v, _)| v.clone()))
+    }
+    async fn put(
+        &self,
+        key: &str,
+        value: &str,
+        metadata: &str,
+        ttl: u64,
+    ) -> Result<(), PlatformError> {
+        self.check()?;
+        assert!(
+            metadata.len() <= 1024,
+            "KV refuses metadata over 1,024 bytes"
+        );
+        assert!(ttl >= 60, "KV refuses an expiration TTL under 60 s");
+        self.entries
+            .borrow_mut()
+            .insert(key.to_string(), (value.to_string(), metadata.to_string()));
+        Ok(())
+    }
 }

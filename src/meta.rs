@@ -17,8 +17,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// origin response, so an origin cannot forge one.
 pub const META_HEADER: &str = "x-edge-cache-meta";
 
-/// Records of another version are ignored (treated as a miss).
-pub const RECORD_VERSION: u32 = 1;
+/// Records of another version are ignored (treated as a miss). Version 2
+/// added what purges match on (`fetched_ms`, `host`, `path`): an entry
+/// without them could not be purged, so older entries are fetched again.
+pub const RECORD_VERSION: u32 = 2;
 
 /// Fields whose origin value is moved into the record while the stored copy
 /// carries the cache's own or none. They come back when the entry is read,
@@ -32,7 +34,9 @@ pub const RECORD_VERSION: u32 = 1;
 ///   and differently: workerd's decodes gzip on `match` as `fetch` does,
 ///   Miniflare's returns the stored bytes. Without the field, both store and
 ///   return the origin's encoded bytes untouched.
-const SHADOWED: [&str; 7] = [
+/// - the tag fields are the cache's (see [`crate::purge::tags`]): kept for
+///   purges and for 304s to freshen, never sent to clients.
+const SHADOWED: [&str; 9] = [
     "cache-control",
     "content-encoding",
     "date",
@@ -40,6 +44,8 @@ const SHADOWED: [&str; 7] = [
     "vary",
     crate::policy::CDN_CACHE_CONTROL,
     crate::policy::SURROGATE_CONTROL,
+    crate::purge::tags::CACHE_TAG,
+    crate::purge::tags::SURROGATE_KEY,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +103,15 @@ pub struct EntryMeta {
     /// The response's `stale-if-error` (see [`crate::stale`]).
     #[serde(default)]
     pub stale_if_error: Option<u64>,
+    /// Unix milliseconds when the request that fetched (or revalidated) it
+    /// began: purges at or after this cover it (see [`crate::purge`]).
+    #[serde(default)]
+    pub fetched_ms: u64,
+    /// The normalised authority and path with query of its key, for purges by URL and prefix.
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub path: String,
 }
 
 /// Whether a stored response may be used without contacting the origin.
@@ -130,6 +145,12 @@ impl EntryMeta {
             shadow: Vec::new(),
             stale_while_revalidate: plan.stale_while_revalidate,
             stale_if_error: plan.stale_if_error,
+            fetched_ms: request_time
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or(Duration::ZERO)
+                .as_millis() as u64,
+            host: String::new(),
+            path: String::new(),
         }
     }
 
@@ -336,6 +357,7 @@ mod tests {
     fn foreign_or_corrupt_records_are_ignored() {
         for raw in [
             "{\"v\":99,\"kind\":\"vary\",\"names\":[],\"generation\":\"g\"}",
+            "{\"v\":1,\"kind\":\"vary\",\"names\":[],\"generation\":\"g\"}",
             "{",
             "null",
             "",
@@ -346,7 +368,7 @@ mod tests {
         }
         // A marker written before `keep_until` existed still reads (serde default).
         let mut h = HeaderMap::new();
-        let older = r#"{"v":1,"kind":"vary","names":["accept"],"generation":"g"}"#;
+        let older = r#"{"v":2,"kind":"vary","names":["accept"],"generation":"g"}"#;
         h.insert(META_HEADER, older.parse().unwrap());
         assert!(
             matches!(from_stored(&mut h), Some(Record::Vary(m)) if m.keep_until == 0 && m.generation == "g")

@@ -5,6 +5,7 @@
 //! `Send`: a Worker isolate runs one thread.
 
 use std::future::Future;
+use std::task::Poll;
 
 /// A failure reported by the runtime (storage, origin, body).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,9 @@ pub trait Body: Sized + 'static {
     /// holding no more than the range: a range of a large stored body must
     /// not cost its whole size in memory. An error when the body ends first.
     fn range(self, start: u64, end: u64) -> impl Future<Output = Result<Self, PlatformError>>;
+    /// The whole body in wasm memory, for the few bodies the worker reads
+    /// itself (admin requests); `None` when it is longer than `limit` bytes.
+    fn bytes(self, limit: u64) -> impl Future<Output = Result<Option<Vec<u8>>, PlatformError>>;
 }
 
 /// How much of a body, and for how long, `Body::buffered` reads.
@@ -127,4 +131,76 @@ pub trait Background: Clone + 'static {
     /// The request that will wait makes it, so that in workerd it resumes in
     /// its own request's context whoever calls it.
     fn signal(&self) -> (Box<dyn FnOnce()>, impl Future<Output = ()> + 'static);
+}
+
+/// One key of a KV listing, with its metadata as JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvKey {
+    pub name: String,
+    pub metadata: Option<String>,
+}
+
+/// A page of a KV listing, in key order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KvList {
+    pub keys: Vec<KvKey>,
+    /// False when more keys matched than the listing returned.
+    pub complete: bool,
+}
+
+/// Workers KV, for the state every location shares (purge records). Each
+/// call is one KV operation, of the bounded number a request may make.
+pub trait Kv: Clone + 'static {
+    /// Up to `limit` keys under `prefix`, in key order, with their metadata.
+    fn list(&self, prefix: &str, limit: u32)
+        -> impl Future<Output = Result<KvList, PlatformError>>;
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<String>, PlatformError>>;
+    /// Writes `value` with `metadata` (JSON, at most 1,024 bytes), kept for
+    /// `ttl_secs` (at least 60).
+    fn put(
+        &self,
+        key: &str,
+        value: &str,
+        metadata: &str,
+        ttl_secs: u64,
+    ) -> impl Future<Output = Result<(), PlatformError>>;
+}
+
+/// `future`'s output, or `None` when `ms` milliseconds pass first (the
+/// future is then dropped).
+pub async fn within<T>(
+    future: impl Future<Output = T>,
+    background: &impl Background,
+    ms: u64,
+) -> Option<T> {
+    let mut future = std::pin::pin!(future);
+    let mut timer = std::pin::pin!(background.sleep(ms));
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(out) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+/// Runs `futures` together on this thread; their outputs in order.
+pub async fn join_all<T>(futures: Vec<std::pin::Pin<Box<dyn Future<Output = T> + '_>>>) -> Vec<T> {
+    let mut futures: Vec<_> = futures.into_iter().map(Some).collect();
+    let mut outputs: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(move |cx| {
+        for (slot, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot {
+                if let Poll::Ready(out) = future.as_mut().poll(cx) {
+                    *output = Some(out);
+                    *slot = None;
+                }
+            }
+        }
+        match futures.iter().all(Option::is_none) {
+            true => Poll::Ready(outputs.iter_mut().filter_map(Option::take).collect()),
+            false => Poll::Pending,
+        }
+    })
+    .await
 }

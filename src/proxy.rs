@@ -30,9 +30,11 @@ use crate::key::{CacheKey, UserAgentKey};
 use crate::meta::{self, EntryMeta, Freshness, Record, VaryMarker};
 use crate::normalize::{normalize, NormalizedUri};
 use crate::platform::{
-    Background, Body, Buffered, Exceeded, Origin, OriginError, PlatformError, ReadLimit, Storage,
+    Background, Body, Buffered, Exceeded, Kv, Origin, OriginError, PlatformError, ReadLimit,
+    Storage,
 };
 use crate::policy::{storability, NoStoreReason, Storable};
+use crate::purge::Coverage;
 use crate::range::{self, RangeResponse};
 use crate::stale::{self, StaleUse};
 use crate::status::{CacheStatus, Phase};
@@ -90,7 +92,7 @@ enum Lookup<B> {
 }
 
 /// The cache in front of one origin.
-pub struct Proxy<B, S, O, W> {
+pub struct Proxy<B, S, O, W, K> {
     pub storage: S,
     pub origin: O,
     pub background: W,
@@ -99,12 +101,14 @@ pub struct Proxy<B, S, O, W> {
     pub config: Rc<Config>,
     /// Origin fetches in progress in this isolate, shared by every request.
     pub flights: Flights,
+    /// Purge records, in KV and as this isolate last read them.
+    pub purges: Purges<K>,
     _body: PhantomData<B>,
 }
 
 /// A copy shares storage, origin and background with the original: what a
 /// background revalidation owns.
-impl<B, S: Clone, O: Clone, W: Clone> Clone for Proxy<B, S, O, W> {
+impl<B, S: Clone, O: Clone, W: Clone, K: Clone> Clone for Proxy<B, S, O, W, K> {
     fn clone(&self) -> Self {
         Proxy {
             storage: self.storage.clone(),
@@ -112,19 +116,28 @@ impl<B, S: Clone, O: Clone, W: Clone> Clone for Proxy<B, S, O, W> {
             background: self.background.clone(),
             config: self.config.clone(),
             flights: self.flights.clone(),
+            purges: self.purges.clone(),
             _body: PhantomData,
         }
     }
 }
 
-impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
-    pub fn new(storage: S, origin: O, background: W, config: Rc<Config>, flights: Flights) -> Self {
+impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, W, K> {
+    pub fn new(
+        storage: S,
+        origin: O,
+        background: W,
+        config: Rc<Config>,
+        flights: Flights,
+        purges: Purges<K>,
+    ) -> Self {
         Proxy {
             storage,
             origin,
             background,
             config,
             flights,
+            purges,
             _body: PhantomData,
         }
     }
@@ -132,20 +145,24 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     /// Answers one client request; `cf_country` is the runtime's `request.cf.country`.
     pub async fn handle(
         &self,
-        mut request: Request<B>,
+        request: Request<B>,
         cf_country: Option<&str>,
         now: SystemTime,
     ) -> Response<B> {
         if admin::is_admin_path(request.uri().path(), &self.config.admin_path) {
-            // Reserved for the purge API; never forwarded, never cached.
-            let status = CacheStatus::new(Phase::Local).with_detail("admin");
-            return self.local(
-                StatusCode::NOT_FOUND,
-                "edge-cache: no admin API in this version\n",
-                status,
-                now,
-            );
+            // Ours in every spelling: never forwarded, never cached.
+            return self.admin(request, cf_country, now).await;
         }
+        self.proxied(request, cf_country, now).await
+    }
+
+    /// A request for the origin's site, through the cache.
+    async fn proxied(
+        &self,
+        mut request: Request<B>,
+        cf_country: Option<&str>,
+        now: SystemTime,
+    ) -> Response<B> {
         let client = Client::observe(request.headers(), cf_country, &self.config.client);
         if let Some(name) = &self.config.client.country_header {
             // Ours to read, not the origin's: it would let the origin answer
@@ -205,6 +222,44 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             let status = CacheStatus::new(Phase::Bypass).with_detail("authorization");
             let target = Target::new(&key, entry.marker, None);
             return self.fill(request, target, status, now).await;
+        }
+        match self.coverage(&entry, now).await {
+            Coverage::Current => {}
+            _ if only_if_cached => return self.not_cached("only a purged response is cached", now),
+            Coverage::Hard => {
+                // The next request after a hard purge is a miss.
+                let phase = match entry.marker {
+                    Some(_) => Phase::VaryMiss,
+                    None => Phase::UriMiss,
+                };
+                let status = CacheStatus::new(phase).with_detail("purged");
+                return self
+                    .miss(request, &key, entry.marker, &entry.url, status, now)
+                    .await;
+            }
+            Coverage::Soft
+                if stale::may_serve_stale(&entry.meta)
+                    && matches!(entry.meta.freshness(now), Freshness::Fresh(_)) =>
+            {
+                // Served at once, revalidated in the background.
+                self.revalidate_in_background(&request, &key, &entry.url, now);
+                let mut status = CacheStatus::new(Phase::Hit).with_detail("soft-purged");
+                status.ttl = Some(entry.meta.ttl(now));
+                let (parts, body) = entry.response.into_parts();
+                let (headers, method) = (request.headers(), request.method());
+                return self
+                    .serve_stored(parts, body, &entry.meta, headers, method, status, now)
+                    .await;
+            }
+            // An entry the memo cannot vouch for is revalidated first.
+            Coverage::Unknown => return self.stale(request, &key, entry, now).await,
+            // Soft on a fresh entry that may not be served stale:
+            // revalidate first. On a stale one: as any stale entry.
+            Coverage::Soft => {
+                if matches!(entry.meta.freshness(now), Freshness::Fresh(_)) {
+                    return self.stale(request, &key, entry, now).await;
+                }
+            }
         }
         match entry.meta.freshness(now) {
             Freshness::Fresh(ttl) => {
@@ -427,7 +482,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     }
 }
 
-impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
+impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, W, K> {
     /// How much of a body storing reads, and for how long: `MAX_STORED_BODY`
     /// bytes, within `ORIGIN_TIMEOUT` (a body still arriving then is passed
     /// on as it comes, so a trickling or hanging body holds neither its
@@ -468,10 +523,14 @@ fn origin_request<B: Body>(request: Request<B>) -> Request<B> {
     Request::from_parts(parts, body)
 }
 
+mod admin_routes;
 mod coalesce;
 mod forward;
+mod purging;
 mod respond;
 mod revalidate;
+
+pub use purging::Purges;
 
 pub use respond::local_response;
 mod store;

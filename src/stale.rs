@@ -65,7 +65,9 @@ pub fn window(meta: &EntryMeta, usage: StaleUse, defaults: &StaleDefaults, retai
 }
 
 /// How many seconds stale `meta` is at `now`, when it may be served stale
-/// for `usage`; `None` when it is fresh or outside the window.
+/// for `usage`; `None` outside the window. A fresh entry that is being
+/// revalidated anyway (a soft purge) counts as stale by 0 seconds: a purge
+/// must not take away its stale-if-error cover.
 pub fn servable(
     meta: &EntryMeta,
     now: SystemTime,
@@ -73,9 +75,22 @@ pub fn servable(
     defaults: &StaleDefaults,
     retain: u64,
 ) -> Option<u64> {
-    match meta.freshness(now) {
-        Freshness::Stale(by) if by < window(meta, usage, defaults, retain) => Some(by),
-        _ => None,
+    let by = match meta.freshness(now) {
+        Freshness::Fresh(_) => 0,
+        Freshness::Stale(by) => by,
+    };
+    (by < window(meta, usage, defaults, retain)).then_some(by)
+}
+
+/// Whether the response lets a shared cache serve it stale at all (RFC 9111
+/// §4.2.4): not with `no-cache`, `must-revalidate` or `proxy-revalidate`,
+/// and with `s-maxage` only where it grants its own `stale-while-revalidate`.
+/// A soft purge serves stale only where this allows it.
+pub fn may_serve_stale(meta: &EntryMeta) -> bool {
+    match meta.revalidate {
+        Revalidate::Always | Revalidate::MustWhenStale => false,
+        Revalidate::SharedMaxAge => meta.stale_while_revalidate.is_some_and(|w| w > 0),
+        Revalidate::WhenStale => true,
     }
 }
 
@@ -119,8 +134,8 @@ mod tests {
         let cc = "cache-control";
         #[rustfmt::skip]
         let cases: &[Case] = &[
-            // Fresh is never "served stale".
-            (cc, "max-age=60, stale-while-revalidate=30", (0, 0), 59, false, false),
+            // A fresh entry revalidated anyway counts as stale by 0 s.
+            (cc, "max-age=60, stale-while-revalidate=30", (0, 0), 59, true, false),
             // The response's own windows; stale by 0..window-1 seconds.
             (cc, "max-age=60, stale-while-revalidate=30", (0, 0), 60, true, false),
             (cc, "max-age=60, stale-while-revalidate=30", (0, 0), 89, true, false),

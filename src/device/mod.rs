@@ -45,6 +45,17 @@ impl DeviceClass {
         }
     }
 
+    /// The class named `name` (`mobile`, `tablet`, `desktop`).
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            DeviceClass::Mobile,
+            DeviceClass::Tablet,
+            DeviceClass::Desktop,
+        ]
+        .into_iter()
+        .find(|class| class.as_str().eq_ignore_ascii_case(name.trim()))
+    }
+
     /// The `User-Agent` the origin is sent for this class when variants are
     /// keyed by class (`VARY_USER_AGENT=device`): a current browser that
     /// every user-agent sniffer puts in the same class, and that [`classify`]

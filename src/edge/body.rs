@@ -83,6 +83,19 @@ impl Body for EdgeBody {
             EdgeBody::Buffer(_) | EdgeBody::Empty => Err(short()),
         }
     }
+
+    async fn bytes(self, limit: u64) -> Result<Option<Vec<u8>>, PlatformError> {
+        let limit = ReadLimit {
+            bytes: limit,
+            ms: u64::MAX,
+        };
+        Ok(match self.buffered(limit).await? {
+            Buffered::PassOn(..) => None,
+            Buffered::Whole(EdgeBody::Buffer(b), _) => Some(Uint8Array::new(&b).to_vec()),
+            Buffered::Whole(EdgeBody::Bytes(b), _) => Some(b),
+            Buffered::Whole(..) => Some(Vec::new()),
+        })
+    }
 }
 
 /// Reads a stream on the JS side, chunk by chunk, within `limit`. The

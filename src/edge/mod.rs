@@ -10,13 +10,16 @@ mod runtime;
 
 use crate::config::{Config, OriginConfig};
 use crate::flight::Flights;
+use crate::proxy::Purges;
 use crate::proxy::{local_response, Proxy};
+use crate::purge::Memo;
 use crate::status::{CacheStatus, Phase};
 use body::EdgeBody;
 use http::StatusCode;
-use runtime::{EdgeBackground, EdgeOrigin, EdgeStorage, OriginTarget};
+use runtime::{EdgeBackground, EdgeKv, EdgeOrigin, EdgeStorage, OriginTarget};
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
+use wasm_bindgen::JsCast;
 use worker::{Context, Env};
 use worker_sys::ext::RequestExt;
 
@@ -28,7 +31,12 @@ thread_local! {
     /// one version of the worker, whose vars and secrets do not change, and
     /// reading them costs a JS crossing each on every hit otherwise.
     static CONFIG: std::cell::RefCell<Option<Rc<Config>>> = const { std::cell::RefCell::new(None) };
+    /// The purge records as this isolate last read them (plain data).
+    static PURGES: Rc<std::cell::RefCell<Memo>> = Rc::default();
 }
+
+/// The KV namespace binding that holds purge records.
+const KV_BINDING: &str = "CACHE_KV";
 
 /// The isolate's configuration; an invalid one is read (and reported) again
 /// on every request, never kept.
@@ -76,7 +84,22 @@ pub async fn handle(
     };
     let background = EdgeBackground(Rc::new(ctx));
     let flights = FLIGHTS.with(Flights::clone);
-    let proxy = Proxy::<EdgeBody, _, _, _>::new(EdgeStorage, origin, background, config, flights);
+    let purges = Purges {
+        // Without the binding nothing is ever purged (and the admin API says so).
+        kv: js_sys::Reflect::get(&env, &wasm_bindgen::JsValue::from_str(KV_BINDING))
+            .ok()
+            .and_then(|binding| binding.dyn_into::<js_sys::Object>().ok())
+            .map(EdgeKv),
+        memo: PURGES.with(Rc::clone),
+    };
+    let proxy = Proxy::<EdgeBody, _, _, _, _>::new(
+        EdgeStorage,
+        origin,
+        background,
+        config,
+        flights,
+        purges,
+    );
     let Ok(http_request) = convert::request_from_js(&request) else {
         // Only a URL past `http::Uri`'s 64 KB gets here (Cloudflare stops at ~16 KB).
         let status = CacheStatus::new(Phase::Local).with_detail("uri-too-long");

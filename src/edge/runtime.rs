@@ -203,3 +203,102 @@ impl Background for EdgeBackground {
         })
     }
 }
+
+/// Workers KV (`CACHE_KV`): the binding's own methods, called directly.
+/// `worker::kv` goes through `serde_wasm_bindgen` and `serde_json::Value`,
+/// which cost more wasm than the rest of purge, and six property reads to
+/// bind a store on every request; a listing here crosses once, as JSON.
+#[derive(Clone)]
+pub struct EdgeKv(pub js_sys::Object);
+
+/// A KV listing as `JSON.stringify` renders it.
+#[derive(serde::Deserialize)]
+struct Listing {
+    keys: Vec<ListedKey>,
+    list_complete: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct ListedKey {
+    name: String,
+    #[serde(default)]
+    metadata: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl EdgeKv {
+    /// Calls `method` on the binding and waits for its promise.
+    async fn call(&self, method: &str, args: &[JsValue]) -> Result<JsValue, PlatformError> {
+        let err = |e: JsValue| PlatformError(format!("KV {method}: {e:?}"));
+        let function: js_sys::Function = js_sys::Reflect::get(&self.0, &JsValue::from_str(method))
+            .map_err(err)?
+            .dyn_into()
+            .map_err(err)?;
+        let args: js_sys::Array = args.iter().collect();
+        let promise: js_sys::Promise = function
+            .apply(&self.0, &args)
+            .map_err(err)?
+            .dyn_into()
+            .map_err(err)?;
+        JsFuture::from(promise).await.map_err(err)
+    }
+}
+
+/// An object with these properties.
+fn object(properties: &[(&str, JsValue)]) -> js_sys::Object {
+    let object = js_sys::Object::new();
+    for (name, value) in properties {
+        // Only fails on a frozen object, which a new one is not.
+        let _ = js_sys::Reflect::set(&object, &JsValue::from_str(name), value);
+    }
+    object
+}
+
+impl crate::platform::Kv for EdgeKv {
+    async fn list(
+        &self,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<crate::platform::KvList, PlatformError> {
+        let options = object(&[("prefix", prefix.into()), ("limit", limit.into())]);
+        let listing = self.call("list", &[options.into()]).await?;
+        let json = js_sys::JSON::stringify(&listing)
+            .ok()
+            .and_then(|s| s.as_string())
+            .unwrap_or_default();
+        let listing: Listing =
+            serde_json::from_str(&json).map_err(|e| PlatformError(format!("KV list: {e}")))?;
+        Ok(crate::platform::KvList {
+            complete: listing.list_complete,
+            keys: listing
+                .keys
+                .into_iter()
+                .map(|k| crate::platform::KvKey {
+                    name: k.name,
+                    metadata: k.metadata.map(|m| m.get().to_string()),
+                })
+                .collect(),
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, PlatformError> {
+        Ok(self.call("get", &[key.into()]).await?.as_string())
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        value: &str,
+        metadata: &str,
+        ttl_secs: u64,
+    ) -> Result<(), PlatformError> {
+        let metadata = js_sys::JSON::parse(metadata)
+            .map_err(|e| PlatformError(format!("KV metadata: {e:?}")))?;
+        let options = object(&[
+            ("metadata", metadata),
+            ("expirationTtl", JsValue::from_f64(ttl_secs as f64)),
+        ]);
+        self.call("put", &[key.into(), value.into(), options.into()])
+            .await
+            .map(drop)
+    }
+}

@@ -33,7 +33,7 @@ enum Collapsed<B> {
     Nothing,
 }
 
-impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
+impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, W, K> {
     /// Nothing stored for this request: fill, as the leader of `flight`
     /// (the storage URL the response would take) or after its leader. A
     /// waiter whose leader stored another `Vary` variant joins the flight of
@@ -175,6 +175,10 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         };
         let fresh = matches!(entry.meta.freshness(now), Freshness::Fresh(_));
         if !fresh && entry.url != stored {
+            return Collapsed::Nothing;
+        }
+        // A fill that began before a purge stored what the purge covers.
+        if self.coverage(&entry, now).await != Coverage::Current {
             return Collapsed::Nothing;
         }
         let mut status = CacheStatus::new(phase);

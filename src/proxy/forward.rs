@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
+impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, W, K> {
     /// Goes to the origin without the cache: methods other than GET and HEAD
     /// (`status` says `fwd=method`), and bypassed requests (`fwd=bypass`).
     pub(super) async fn forward(

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
+impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, W, K> {
     /// Serves a stored response: `Age`, and the client's preconditions, range and method applied.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn serve_stored(
@@ -94,6 +94,9 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
             body = B::empty();
         }
         strip_targeted_fields(&mut parts.headers);
+        if !self.config.expose_tags {
+            crate::purge::tags::strip(&mut parts.headers);
+        }
         status.append_to(&mut parts.headers, &self.config.cache_name);
         Response::from_parts(parts, body)
     }

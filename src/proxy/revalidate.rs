@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
+impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, W, K> {
     /// A stale (or always-revalidate) entry: ask the origin, conditionally
     /// when the entry has validators. A 304 that selects the entry freshens
     /// it; any other answer replaces it. When the origin fails and the entry
@@ -177,7 +177,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
     }
 
     /// Revalidates the entry for `request` after the response is sent
-    /// (`wait_until`). It reads the entry again in its own task, so the
+    /// (`wait_until`), when it is still stale or purged. It reads the entry again in its own task, so the
     /// client's copy of the body is not shared; an error leaves the stale
     /// entry as it is.
     pub(super) fn revalidate_in_background(
@@ -202,7 +202,8 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         conditional::strip_preconditions(background.headers_mut());
         self.background.spawn(async move {
             if let Lookup::Found(entry) = proxy.lookup(&key, background.headers()).await {
-                if matches!(entry.meta.freshness(now), Freshness::Stale(_)) {
+                let stale = matches!(entry.meta.freshness(now), Freshness::Stale(_));
+                if stale || proxy.coverage(&entry, now).await != Coverage::Current {
                     drop(
                         proxy
                             .revalidate(background, &key, entry, Some(lead), now)

@@ -49,7 +49,7 @@ struct Placement {
     now: SystemTime,
 }
 
-impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
+impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, W, K> {
     /// Writes a response in the background, per `plan`: cookies and
     /// `private="…"` fields stay out of storage, the record goes in, and the
     /// body (whole, see `store_and_respond`) is shared between storage and
@@ -64,7 +64,15 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background> Proxy<B, S, O, W> {
         now: SystemTime,
     ) -> Stored<B> {
         let key = target.key;
-        let meta = EntryMeta::new(key.primary(), plan, parts.status, &parts.headers, now, now);
+        let dropped = crate::purge::tags::sanitise(&mut parts.headers);
+        if dropped > 0 {
+            self.background.warn(&format!(
+                "{dropped} tags past the limits dropped (see README)"
+            ));
+        }
+        let mut meta = EntryMeta::new(key.primary(), plan, parts.status, &parts.headers, now, now);
+        meta.host = key.authority().to_string();
+        meta.path = key.path_and_query().to_string();
         let stored_headers = cookies::split_for_storage(&mut parts.headers, &plan.strip_fields);
         let retention = meta.retention(self.config.retain_stale);
         let mut names: Vec<String> = vary_names(&stored_headers)

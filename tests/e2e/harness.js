@@ -60,14 +60,19 @@ export async function startOrigin() {
   };
 }
 
-/** Starts the worker with `vars`; `fetch(path, init)` talks to it as a client would. */
-export async function startWorker(vars = {}) {
+/**
+ * Starts the worker with `vars`; `fetch(path, init)` talks to it as a client would.
+ * `kvPersist`: a directory (outside the repository) for KV, so that two
+ * workers, or one restarted, share it: two locations that share only KV.
+ */
+export async function startWorker(vars = {}, { kvPersist } = {}) {
   const mf = new Miniflare({
     modules: true,
     scriptPath: 'build/index.js',
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
     compatibilityDate: '2026-04-20',
     kvNamespaces: ['CACHE_KV'],
+    ...(kvPersist ? { kvPersist } : {}),
     bindings: { ADMIN_PATH: '/_admin', CACHE_NAME: 'edge-cache', ...vars },
   });
   const url = await mf.ready;

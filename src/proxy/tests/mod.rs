@@ -3,10 +3,10 @@
 
 use super::*;
 use crate::key::PathRules;
-use crate::memory::{MemoryStorage, QueuedBackground, ScriptedOrigin};
+use crate::memory::{MemoryKv, MemoryStorage, QueuedBackground, ScriptedOrigin};
 use std::time::{Duration, UNIX_EPOCH};
 
-type TestProxy = Proxy<Vec<u8>, MemoryStorage, ScriptedOrigin, QueuedBackground>;
+type TestProxy = Proxy<Vec<u8>, MemoryStorage, ScriptedOrigin, QueuedBackground, MemoryKv>;
 
 struct Harness {
     proxy: TestProxy,
@@ -26,6 +26,10 @@ fn harness(
             QueuedBackground::default(),
             Rc::new(config),
             Flights::default(),
+            Purges {
+                kv: Some(MemoryKv::default()),
+                memo: Default::default(),
+            },
         ),
         now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
     }
@@ -71,6 +75,9 @@ impl Harness {
     }
     fn advance(&mut self, secs: u64) {
         self.now += Duration::from_secs(secs);
+    }
+    fn advance_ms(&mut self, ms: u64) {
+        self.now += Duration::from_millis(ms);
     }
     fn calls(&self) -> usize {
         self.proxy.origin.calls()
@@ -435,9 +442,10 @@ fn set_cookie_never_reaches_storage() {
 #[test]
 fn admin_path_is_reserved() {
     let h = harness(ok(&[], "x"));
-    let r = h.get("/_admin/purge");
+    let r = h.get("/_admin/nothing");
     assert_eq!(r.status(), 404);
     assert_eq!(status(&r), "edge-cache; detail=admin");
+    assert_eq!(r.headers()["cache-control"], "no-store");
     assert_eq!(h.get("/_administrator").status(), 200);
     for method in ["GET", "POST", "DELETE"] {
         for path in ["/%5Fadmin/purge", "//_admin/x", "/_ADMIN/x", "/_admin;x/y"] {
@@ -508,4 +516,5 @@ impl Harness {
 mod coalesce;
 mod keys;
 mod origin;
+mod purge;
 mod stale;

@@ -6,17 +6,32 @@
 //! on that the origin maps to its own `/_admin` would be forwarded and could
 //! be stored. A path any of those readings puts under the prefix is ours:
 //! `/%5Fadmin/x`, `/_ADMIN/x` and `/_admin;x/y` included.
+//!
+//! Children: `api` reads the API's requests, `auth` checks the bearer
+//! token, `page` is the admin page. The routes themselves, which reach
+//! storage, KV and the origin, live in `proxy::admin_routes`.
+
+pub mod api;
+pub mod auth;
+pub mod page;
 
 use crate::normalize::lenient_path;
 
-/// True when `path` (the request's path as received) is `admin` or below it.
-pub fn is_admin_path(path: &str, admin: &str) -> bool {
+/// The route below the admin prefix that a path names (`/purge`, `/`), in
+/// its lenient form; `None` when the path is not under the prefix.
+pub fn route(path: &str, admin: &str) -> Option<String> {
     let path = lenient_path(path);
     let admin = lenient_path(admin);
-    path == admin
-        || path
-            .strip_prefix(admin.as_str())
-            .is_some_and(|rest| rest.starts_with('/'))
+    match path.strip_prefix(admin.as_str())? {
+        "" => Some("/".into()),
+        rest if rest.starts_with('/') => Some(rest.into()),
+        _ => None,
+    }
+}
+
+/// True when `path` (the request's path as received) is `admin` or below it.
+pub fn is_admin_path(path: &str, admin: &str) -> bool {
+    route(path, admin).is_some()
 }
 
 #[cfg(test)]
@@ -72,5 +87,16 @@ mod tests {
             assert!(!is_admin_path(path, "/_admin"), "{path}");
         }
         assert!(is_admin_path("/OPS/x", "/ops"));
+    }
+
+    #[test]
+    fn routes_below_the_prefix() {
+        assert_eq!(route("/_admin", "/_admin").as_deref(), Some("/"));
+        assert_eq!(route("/_admin/", "/_admin").as_deref(), Some("/"));
+        assert_eq!(
+            route("/%5Fadmin/PURGE", "/_admin").as_deref(),
+            Some("/purge")
+        );
+        assert_eq!(route("/_adminx", "/_admin"), None);
     }
 }

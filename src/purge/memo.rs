@@ -1,0 +1,325 @@
+//! The isolate's copy of the purge records, and when to read them again.
+//!
+//! A hit makes no KV call: it is checked against this memo. While traffic
+//! flows, one request refreshes the memo in the background once it is half
+//! `PURGE_REFRESH` old; a request that finds it older than `PURGE_REFRESH`
+//! (an isolate just started, or idle) reads KV first, and requests arriving
+//! meanwhile wait for that read. So no request makes more than one KV call,
+//! and a purge is seen by every isolate within KV's propagation plus
+//! `PURGE_REFRESH`.
+//!
+//! When the memo cannot vouch for an entry it says [`Coverage::Unknown`]
+//! and the entry is revalidated before use; the cache fails towards the
+//! origin, never towards serving what may have been purged:
+//! - the records have not been read successfully for [`TRUST_MS`];
+//! - the entry was fetched before the records' retention window: a record
+//!   covering it may have expired from KV;
+//! - the listing was cut short and the entry is older than its oldest record.
+
+use super::pacing::Pacer;
+use super::{Coverage, Mode, PurgeRecord, Subject};
+use crate::platform::KvList;
+
+/// How long records last read are trusted when KV cannot be read again.
+pub const TRUST_MS: u64 = 60_000;
+
+/// How long records this isolate wrote are kept beside what KV lists, in
+/// case the listing does not show them yet.
+const LOCAL_MS: u64 = 300_000;
+
+#[derive(Debug, Default)]
+pub struct Memo {
+    /// Newest first.
+    records: Vec<PurgeRecord>,
+    /// Written by this isolate.
+    local: Vec<PurgeRecord>,
+    /// When KV was last read successfully (this isolate's clock).
+    read_at_ms: Option<u64>,
+    /// The last listing held every record.
+    complete: bool,
+    /// A read is under way.
+    reading: bool,
+    /// Purges this isolate is holding back for their second.
+    pub pacer: Pacer,
+}
+
+/// What a request does about the memo before it decides on an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// Recent enough.
+    Use,
+    /// Use it, and read KV in the background.
+    UseAndRefresh,
+    /// Too old: read KV first.
+    ReadFirst,
+    /// Too old, and another request is reading: wait for that read.
+    WaitForRead,
+}
+
+impl Memo {
+    /// What a request at `now_ms` does, refreshing every `every_ms`.
+    pub fn refresh(&self, now_ms: u64, every_ms: u64) -> Refresh {
+        let age = self.read_at_ms.map(|at| now_ms.saturating_sub(at));
+        match age {
+            Some(age) if age < every_ms / 2 => Refresh::Use,
+            Some(age) if age < every_ms => match self.reading {
+                true => Refresh::Use,
+                false => Refresh::UseAndRefresh,
+            },
+            _ if self.reading => Refresh::WaitForRead,
+            _ => Refresh::ReadFirst,
+        }
+    }
+
+    /// When KV was last read successfully.
+    pub fn read_at(&self) -> Option<u64> {
+        self.read_at_ms
+    }
+
+    pub fn begin_read(&mut self) {
+        self.reading = true;
+    }
+
+    /// A read ended: with the listing, or `None` when it failed (the old
+    /// records stay, trusted for [`TRUST_MS`] after the last good read).
+    pub fn end_read(&mut self, listing: Option<KvList>, now_ms: u64) {
+        self.reading = false;
+        let Some(listing) = listing else { return };
+        let mut records: Vec<PurgeRecord> = listing
+            .keys
+            .iter()
+            .filter_map(|k| PurgeRecord::parse(&k.name, k.metadata.as_deref()?))
+            .collect();
+        self.local
+            .retain(|r| r.at_ms.saturating_add(LOCAL_MS) > now_ms);
+        for record in &self.local {
+            if !records.iter().any(|r| r.key == record.key) {
+                records.push(record.clone());
+            }
+        }
+        sort(&mut records);
+        self.records = records;
+        self.complete = listing.complete;
+        self.read_at_ms = Some(now_ms);
+    }
+
+    /// Records this isolate just wrote: they apply here at once.
+    pub fn insert(&mut self, written: &[PurgeRecord]) {
+        for record in written {
+            if !self.records.iter().any(|r| r.key == record.key) {
+                self.records.push(record.clone());
+            }
+            self.local.push(record.clone());
+        }
+        sort(&mut self.records);
+    }
+
+    /// When this isolate last wrote a record in `mode` naming any of
+    /// `digests` (or everything, for `everything`).
+    pub fn last_written(&self, mode: Mode, everything: bool, digests: &[u64]) -> Option<u64> {
+        self.local
+            .iter()
+            .filter(|r| r.mode == mode)
+            .filter(|r| {
+                (everything && r.everything) || r.digests.iter().any(|d| digests.contains(d))
+            })
+            .map(|r| r.at_ms)
+            .max()
+    }
+
+    /// Whether purges let `subject` be used as it is, at `now_ms`, when
+    /// records are kept for `window_ms` and read every `every_ms`.
+    pub fn coverage(
+        &self,
+        subject: &Subject,
+        now_ms: u64,
+        window_ms: u64,
+        every_ms: u64,
+    ) -> Coverage {
+        let trusted = self
+            .read_at_ms
+            .is_some_and(|at| now_ms.saturating_sub(at) <= TRUST_MS + every_ms);
+        if !trusted || subject.fetched_ms.saturating_add(window_ms) < now_ms {
+            return Coverage::Unknown;
+        }
+        let oldest = self.records.last().map_or(0, |r| r.at_ms);
+        if !self.complete && subject.fetched_ms < oldest {
+            return Coverage::Unknown;
+        }
+        let mut digests: Option<Vec<u64>> = None;
+        let mut found = Coverage::Current;
+        for record in &self.records {
+            if record.at_ms < subject.fetched_ms {
+                break;
+            }
+            let covers = record.everything || {
+                let mine = digests.get_or_insert_with(|| subject.digests());
+                record.digests.iter().any(|d| mine.binary_search(d).is_ok())
+            };
+            match (covers, record.mode) {
+                (true, Mode::Hard) => return Coverage::Hard,
+                (true, Mode::Soft) => found = Coverage::Soft,
+                (false, _) => {}
+            }
+        }
+        found
+    }
+}
+
+fn sort(records: &mut [PurgeRecord]) {
+    records.sort_by(|a, b| b.at_ms.cmp(&a.at_ms).then_with(|| a.key.cmp(&b.key)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Target;
+    use super::*;
+    use crate::platform::KvKey;
+
+    const WINDOW: u64 = 3_600_000;
+    const EVERY: u64 = 5_000;
+
+    fn subject(fetched_ms: u64, tags: &[&str]) -> Subject<'static> {
+        Subject {
+            fetched_ms,
+            host: "shop.test",
+            path_and_query: "/a",
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    fn listing(records: &[PurgeRecord], complete: bool) -> KvList {
+        KvList {
+            keys: records
+                .iter()
+                .map(|r| KvKey {
+                    name: r.key.clone(),
+                    metadata: Some(r.metadata()),
+                })
+                .collect(),
+            complete,
+        }
+    }
+
+    fn tag_purge(at_ms: u64, mode: Mode, tag: &str) -> Vec<PurgeRecord> {
+        let d = [Target::Tag(tag.into()).digest()];
+        PurgeRecord::split(&format!("{tag}{at_ms}"), at_ms, mode, false, &d)
+    }
+
+    #[test]
+    fn refresh_schedule() {
+        let mut memo = Memo::default();
+        assert_eq!(memo.refresh(0, EVERY), Refresh::ReadFirst);
+        memo.begin_read();
+        assert_eq!(memo.refresh(0, EVERY), Refresh::WaitForRead);
+        memo.end_read(Some(KvList::default()), 10_000);
+        assert_eq!(memo.refresh(12_499, EVERY), Refresh::Use);
+        assert_eq!(memo.refresh(12_500, EVERY), Refresh::UseAndRefresh);
+        memo.begin_read();
+        assert_eq!(memo.refresh(12_600, EVERY), Refresh::Use);
+        // A failed read keeps the old records; once too old, read first.
+        memo.end_read(None, 12_700);
+        assert_eq!(memo.refresh(15_000, EVERY), Refresh::ReadFirst);
+    }
+
+    #[test]
+    fn a_purge_covers_entries_fetched_at_or_before_it() {
+        let mut memo = Memo::default();
+        let records = [
+            tag_purge(2_000, Mode::Hard, "a"),
+            tag_purge(3_000, Mode::Soft, "b"),
+        ]
+        .concat();
+        memo.end_read(Some(listing(&records, true)), 4_000);
+        let check =
+            |fetched, tags: &[&str]| memo.coverage(&subject(fetched, tags), 4_000, WINDOW, EVERY);
+        assert_eq!(check(1_999, &["a"]), Coverage::Hard);
+        assert_eq!(
+            check(2_000, &["a"]),
+            Coverage::Hard,
+            "the same millisecond is covered"
+        );
+        assert_eq!(
+            check(2_001, &["a"]),
+            Coverage::Current,
+            "a refill after the purge is not"
+        );
+        assert_eq!(check(2_500, &["b"]), Coverage::Soft);
+        assert_eq!(
+            check(1_000, &["a", "b"]),
+            Coverage::Hard,
+            "hard wins over soft"
+        );
+        assert_eq!(check(1_000, &["c"]), Coverage::Current);
+    }
+
+    #[test]
+    fn what_the_memo_cannot_vouch_for_is_unknown() {
+        let mut memo = Memo::default();
+        assert_eq!(
+            memo.coverage(&subject(1, &[]), 10, WINDOW, EVERY),
+            Coverage::Unknown
+        );
+        memo.end_read(
+            Some(listing(&tag_purge(WINDOW, Mode::Hard, "a"), false)),
+            WINDOW + 10,
+        );
+        let now = WINDOW + 10;
+        // Fetched before the retention window: a covering record may be gone.
+        assert_eq!(
+            memo.coverage(&subject(5, &[]), now, WINDOW, EVERY),
+            Coverage::Unknown
+        );
+        // Older than the oldest record of a listing cut short.
+        assert_eq!(
+            memo.coverage(&subject(WINDOW - 1, &[]), now, WINDOW, EVERY),
+            Coverage::Unknown
+        );
+        assert_eq!(
+            memo.coverage(&subject(WINDOW + 1, &[]), now, WINDOW, EVERY),
+            Coverage::Current
+        );
+        // KV unreadable for longer than it is trusted.
+        let later = now + TRUST_MS + EVERY + 1;
+        memo.end_read(None, later);
+        assert_eq!(
+            memo.coverage(&subject(later, &[]), later, WINDOW, EVERY),
+            Coverage::Unknown
+        );
+    }
+
+    #[test]
+    fn local_writes_apply_at_once_and_survive_a_lagging_listing() {
+        let mut memo = Memo::default();
+        memo.end_read(
+            Some(KvList {
+                keys: vec![],
+                complete: true,
+            }),
+            1_000,
+        );
+        let purge = tag_purge(1_500, Mode::Hard, "a");
+        memo.insert(&purge);
+        assert_eq!(
+            memo.coverage(&subject(1_200, &["a"]), 1_600, WINDOW, EVERY),
+            Coverage::Hard
+        );
+        memo.end_read(
+            Some(KvList {
+                keys: vec![],
+                complete: true,
+            }),
+            2_000,
+        );
+        assert_eq!(
+            memo.coverage(&subject(1_200, &["a"]), 2_000, WINDOW, EVERY),
+            Coverage::Hard
+        );
+        let everything = PurgeRecord::split("all", 2_500, Mode::Soft, true, &[]);
+        memo.insert(&everything);
+        assert_eq!(
+            memo.coverage(&subject(2_400, &[]), 2_600, WINDOW, EVERY),
+            Coverage::Soft
+        );
+    }
+}
