@@ -39,6 +39,13 @@ if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.
   npm ci --no-audit --no-fund
 fi
 
+if ! command -v chromium >/dev/null 2>&1; then
+  step "installing Debian's chromium (the admin page's browser test)"
+  as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium
+fi
+
 # A local admin token for `make dev` (wrangler dev reads .dev.vars; it is git-ignored).
 if [ ! -f .dev.vars ] || ! grep -q '^ADMIN_TOKEN=' .dev.vars; then
   step "generating a local ADMIN_TOKEN into .dev.vars"

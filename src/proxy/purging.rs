@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::platform::{within, Kv};
-use crate::purge::{tags, Coverage, Memo, Refresh, Subject, KEY_PREFIX};
+use crate::purge::{Coverage, Memo, Refresh, Subject, KEY_PREFIX};
 use std::cell::RefCell;
 
 /// How long a request waits for the purge records before deciding without them.
@@ -82,7 +82,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             fetched_ms: entry.meta.fetched_ms,
             host: &entry.meta.host,
             path_and_query: &entry.meta.path,
-            tags: tags::read(entry.response.headers()),
+            headers: entry.response.headers(),
         };
         let window_ms = self.config.purge_window_secs() * 1000;
         self.purges

@@ -179,13 +179,16 @@ mod tests {
     const WINDOW: u64 = 3_600_000;
     const EVERY: u64 = 5_000;
 
-    fn subject(fetched_ms: u64, tags: &[&str]) -> Subject<'static> {
-        Subject {
+    /// Checks an entry fetched at `fetched_ms` with `tags`.
+    fn check(memo: &Memo, fetched_ms: u64, tags: &[&str], now_ms: u64) -> Coverage {
+        let headers = crate::memory::header_map(&[("cache-tag", &tags.join(","))]);
+        let subject = Subject {
             fetched_ms,
             host: "shop.test",
             path_and_query: "/a",
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-        }
+            headers: &headers,
+        };
+        memo.coverage(&subject, now_ms, WINDOW, EVERY)
     }
 
     fn listing(records: &[PurgeRecord], complete: bool) -> KvList {
@@ -231,8 +234,7 @@ mod tests {
         ]
         .concat();
         memo.end_read(Some(listing(&records, true)), 4_000);
-        let check =
-            |fetched, tags: &[&str]| memo.coverage(&subject(fetched, tags), 4_000, WINDOW, EVERY);
+        let check = |fetched, tags: &[&str]| check(&memo, fetched, tags, 4_000);
         assert_eq!(check(1_999, &["a"]), Coverage::Hard);
         assert_eq!(
             check(2_000, &["a"]),
@@ -256,36 +258,21 @@ mod tests {
     #[test]
     fn what_the_memo_cannot_vouch_for_is_unknown() {
         let mut memo = Memo::default();
-        assert_eq!(
-            memo.coverage(&subject(1, &[]), 10, WINDOW, EVERY),
-            Coverage::Unknown
-        );
+        assert_eq!(check(&memo, 1, &[], 10), Coverage::Unknown);
         memo.end_read(
             Some(listing(&tag_purge(WINDOW, Mode::Hard, "a"), false)),
             WINDOW + 10,
         );
         let now = WINDOW + 10;
         // Fetched before the retention window: a covering record may be gone.
-        assert_eq!(
-            memo.coverage(&subject(5, &[]), now, WINDOW, EVERY),
-            Coverage::Unknown
-        );
+        assert_eq!(check(&memo, 5, &[], now), Coverage::Unknown);
         // Older than the oldest record of a listing cut short.
-        assert_eq!(
-            memo.coverage(&subject(WINDOW - 1, &[]), now, WINDOW, EVERY),
-            Coverage::Unknown
-        );
-        assert_eq!(
-            memo.coverage(&subject(WINDOW + 1, &[]), now, WINDOW, EVERY),
-            Coverage::Current
-        );
+        assert_eq!(check(&memo, WINDOW - 1, &[], now), Coverage::Unknown);
+        assert_eq!(check(&memo, WINDOW + 1, &[], now), Coverage::Current);
         // KV unreadable for longer than it is trusted.
         let later = now + TRUST_MS + EVERY + 1;
         memo.end_read(None, later);
-        assert_eq!(
-            memo.coverage(&subject(later, &[]), later, WINDOW, EVERY),
-            Coverage::Unknown
-        );
+        assert_eq!(check(&memo, later, &[], later), Coverage::Unknown);
     }
 
     #[test]
@@ -300,10 +287,7 @@ mod tests {
         );
         let purge = tag_purge(1_500, Mode::Hard, "a");
         memo.insert(&purge);
-        assert_eq!(
-            memo.coverage(&subject(1_200, &["a"]), 1_600, WINDOW, EVERY),
-            Coverage::Hard
-        );
+        assert_eq!(check(&memo, 1_200, &["a"], 1_600), Coverage::Hard);
         memo.end_read(
             Some(KvList {
                 keys: vec![],
@@ -311,15 +295,9 @@ mod tests {
             }),
             2_000,
         );
-        assert_eq!(
-            memo.coverage(&subject(1_200, &["a"]), 2_000, WINDOW, EVERY),
-            Coverage::Hard
-        );
+        assert_eq!(check(&memo, 1_200, &["a"], 2_000), Coverage::Hard);
         let everything = PurgeRecord::split("all", 2_500, Mode::Soft, true, &[]);
         memo.insert(&everything);
-        assert_eq!(
-            memo.coverage(&subject(2_400, &[]), 2_600, WINDOW, EVERY),
-            Coverage::Soft
-        );
+        assert_eq!(check(&memo, 2_400, &[], 2_600), Coverage::Soft);
     }
 }

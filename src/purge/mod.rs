@@ -177,18 +177,21 @@ pub struct Subject<'a> {
     pub host: &'a str,
     /// The normalised path and query.
     pub path_and_query: &'a str,
-    pub tags: Vec<String>,
+    /// The stored response's headers, with its tag fields: read only when
+    /// a record newer than the entry exists.
+    pub headers: &'a http::HeaderMap,
 }
 
 impl Subject<'_> {
     /// Every digest a record could name this entry by.
     fn digests(&self) -> Vec<u64> {
+        let tags = tags::read(self.headers);
         let (path, query) = self
             .path_and_query
             .split_once('?')
             .unwrap_or((self.path_and_query, ""));
         let lenient = lenient_path(path);
-        let mut out: Vec<u64> = self.tags.iter().map(|t| digest(&["t", t])).collect();
+        let mut out: Vec<u64> = tags.iter().map(|t| digest(&["t", t])).collect();
         out.push(digest(&["u", self.host, &lenient, query]));
         let mut prefix = String::new();
         let segments = lenient.split('/').filter(|s| !s.is_empty());
@@ -293,13 +296,17 @@ pub fn purge_id(at_ms: u64, mode: Mode, everything: bool, digests: &[u64]) -> St
 mod tests {
     use super::*;
 
-    fn subject<'a>(path_and_query: &'a str, tags: &[&str]) -> Subject<'a> {
+    fn subject<'a>(path_and_query: &'a str, headers: &'a http::HeaderMap) -> Subject<'a> {
         Subject {
             fetched_ms: 1_000,
             host: "shop.test",
             path_and_query,
-            tags: tags.iter().map(|t| t.to_string()).collect(),
+            headers,
         }
+    }
+
+    fn tagged(tags: &str) -> http::HeaderMap {
+        crate::memory::header_map(&[("cache-tag", tags)])
     }
 
     fn names(subject: &Subject, target: &Target) -> bool {
@@ -308,7 +315,8 @@ mod tests {
 
     #[test]
     fn targets_name_entries() {
-        let s = subject("/blog/2024/post?p=2", &["post-7", "blog"]);
+        let headers = tagged("post-7,blog");
+        let s = subject("/blog/2024/post?p=2", &headers);
         let url = |path: &str, query: &str| Target::Url {
             host: "shop.test".into(),
             path: path.into(),
@@ -330,7 +338,8 @@ mod tests {
         assert!(!names(&s, &prefix(None, "/blo")));
         assert!(!names(&s, &prefix(None, "/blog/2024/post/x")));
         // Paths compare in their lenient form, as the origin may read them.
-        let odd = subject("/BLOG//2024/./post?p=2", &[]);
+        let none = http::HeaderMap::new();
+        let odd = subject("/BLOG//2024/./post?p=2", &none);
         assert!(names(&odd, &url("/blog/2024/post", "p=2")));
         assert!(names(&odd, &prefix(None, "/blog")));
     }

@@ -308,7 +308,7 @@ test('a stale entry is revalidated; a 304 refreshes it without a body', async ()
 });
 
 test('every response carries Cache-Status, including errors', async () => {
-  const admin = await worker.fetch('/_admin/purge', { method: 'POST' });
+  const admin = await worker.fetch('/_admin/nothing', { method: 'POST' });
   assert.equal(admin.status, 404);
   assert.equal(admin.cacheStatus, 'edge-cache; detail=admin');
   const missing = await worker.fetch('/no-such-route');

@@ -83,6 +83,8 @@ export async function startWorker(vars = {}, { kvPersist } = {}) {
   };
   return {
     fetch,
+    /** The worker's loopback address, for a browser. */
+    url,
     /** Sends `fields` as they are, over a socket (see `rawRequest`). */
     raw: (path, fields, options) => rawRequest(url, path, fields, options),
     /** Waits until `path` is answerable from cache (background writes finish after the response). */
