@@ -197,8 +197,19 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         *background.uri_mut() = request.uri().clone();
         *background.headers_mut() = request.headers().clone();
         // Only what selects the variant matters; the client's range and
-        // preconditions are for its own answer.
-        background.headers_mut().remove(header::RANGE);
+        // preconditions are for its own answer. So are its own directives
+        // and credentials: a client's `no-store` riding on this shared
+        // revalidation would keep the stale (or soft-purged) copy in place
+        // for everyone, one revalidation per request, for as long as that
+        // client kept asking.
+        for name in [
+            header::RANGE,
+            header::CACHE_CONTROL,
+            header::PRAGMA,
+            header::AUTHORIZATION,
+        ] {
+            background.headers_mut().remove(name);
+        }
         conditional::strip_preconditions(background.headers_mut());
         self.background.spawn(async move {
             if let Lookup::Found(entry) = proxy.lookup(&key, background.headers()).await {

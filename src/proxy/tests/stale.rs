@@ -265,3 +265,38 @@ fn an_error_or_a_304_with_no_store_never_retires_an_entry() {
         assert_eq!(h.proxy.storage.entries.borrow().len(), 1, "{code}");
     }
 }
+
+#[test]
+fn a_clients_no_store_does_not_ride_on_the_shared_background_revalidation() {
+    let mut h = harness(ok(
+        &[
+            ("cache-control", "max-age=60, stale-while-revalidate=600"),
+            ("etag", "\"v1\""),
+        ],
+        "one",
+    ));
+    h.get("/swr-ns");
+    h.advance(70);
+    let stale = h.send(
+        "GET",
+        "/swr-ns",
+        &[("cache-control", "no-store"), ("pragma", "no-cache")],
+    );
+    assert_eq!(
+        status(&stale),
+        "edge-cache; hit; ttl=-10; detail=stale-while-revalidate"
+    );
+    let background = h
+        .proxy
+        .origin
+        .seen
+        .borrow()
+        .last()
+        .unwrap()
+        .headers()
+        .clone();
+    assert!(!background.contains_key("cache-control"));
+    assert!(!background.contains_key("pragma"));
+    // The revalidation was stored: the next request is a fresh hit.
+    assert_eq!(status(&h.get("/swr-ns")), "edge-cache; hit; ttl=60");
+}
