@@ -4,7 +4,9 @@
 //!
 //! - `Stored`: it reads the entry the leader stored, in its own request, and
 //!   serves it if it is this request's variant and fresh (`collapsed`);
-//!   otherwise (another variant) it asks the origin itself.
+//!   otherwise (another variant) it asks the origin itself. When a purge
+//!   issued after the waiter arrived covers what the flight stored (it began
+//!   before the purge), the waiters share one new fetch.
 //! - `NotShared` (private, no-store, a cookie for the leader's client, not
 //!   storable, the leader gone) or no outcome within `ORIGIN_TIMEOUT`: it
 //!   asks the origin itself, at once and outside any flight, so waiters are
@@ -29,6 +31,9 @@ enum Collapsed<B> {
     Served(Response<B>),
     /// Another variant was stored; this one's URL under the marker.
     OtherVariant(VaryMarker, String),
+    /// A purge issued after this request arrived covers what was stored
+    /// (the flight began before it).
+    Purged,
     /// Nothing it may use.
     Nothing,
 }
@@ -67,7 +72,11 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
                             continue;
                         }
                         Collapsed::OtherVariant(m, _) => marker = Some(m),
-                        Collapsed::Nothing => {}
+                        // Waiters turned away by a purge share the next
+                        // fetch: one joins the key's flight again and
+                        // leads, the others wait for it.
+                        Collapsed::Purged if round == 0 => continue,
+                        Collapsed::Purged | Collapsed::Nothing => {}
                     }
                 }
                 Some(Outcome::Failed(e)) => return self.origin_failed(status, e, now),
@@ -100,12 +109,16 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         let phase = Phase::Stale;
         let failure = match self.outcome(wait).await {
             Some(Outcome::Stored(url)) => {
-                if let Collapsed::Served(answer) =
-                    self.collapsed(&request, key, &url, phase, now).await
-                {
-                    return answer;
+                match self.collapsed(&request, key, &url, phase, now).await {
+                    Collapsed::Served(answer) => return answer,
+                    // Purged while this request waited: a miss, shared.
+                    Collapsed::Purged => {
+                        let status = CacheStatus::new(Phase::UriMiss).with_detail("purged");
+                        let (marker, url) = (entry.marker, entry.url);
+                        return self.miss(request, key, marker, &url, status, now).await;
+                    }
+                    _ => None,
                 }
-                None
             }
             Some(Outcome::Failed(e)) => Some((None, Some(e))),
             Some(Outcome::ErrorStatus(code)) => Some((Some(code), None)),
@@ -178,8 +191,9 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             return Collapsed::Nothing;
         }
         // A fill that began before a purge stored what the purge covers.
+        // Purges issued after this request arrived do not apply to it.
         if self.coverage(&entry, now).await != Coverage::Current {
-            return Collapsed::Nothing;
+            return Collapsed::Purged;
         }
         let mut status = CacheStatus::new(phase);
         status.collapsed = true;

@@ -149,6 +149,11 @@ impl Memo {
         let mut digests: Option<Vec<u64>> = None;
         let mut found = Coverage::Current;
         for record in &self.records {
+            if record.at_ms > now_ms {
+                // Issued after this request arrived (a waiter's, or from a
+                // clock ahead of ours): not for this request.
+                continue;
+            }
             if record.at_ms < subject.fetched_ms {
                 break;
             }
@@ -253,6 +258,11 @@ mod tests {
             "hard wins over soft"
         );
         assert_eq!(check(1_000, &["c"]), Coverage::Current);
+        // A request that arrived before a purge is not bound by it.
+        assert_eq!(
+            super::tests::check(&memo, 1_000, &["a"], 1_999),
+            Coverage::Current
+        );
     }
 
     #[test]

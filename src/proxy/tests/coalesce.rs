@@ -391,3 +391,42 @@ fn waiters_of_another_variant_share_one_fetch_of_their_own() {
     assert!(status(&h.send("GET", "/variants", &[("x-v", "de")])).contains("hit"));
     assert!(status(&h.send("GET", "/variants", &[("x-v", "fr")])).contains("hit"));
 }
+
+#[test]
+fn waiters_that_a_purge_turns_away_share_one_refetch() {
+    let mut h = super::purge::purging(super::purge::counting());
+    h.get("/p");
+    h.advance(700); // stale: the next requests refill it (no validators match)
+    h.proxy.origin.hold();
+    let mut early = Crowd::new();
+    for _ in 0..3 {
+        early.send(&h, "/p", &[]);
+    }
+    early.settle(&h);
+    // The purge lands while that fill is held at the origin; five more
+    // requests arrive after it and wait on the same flight.
+    h.advance_ms(10);
+    h.purge(r#"{"tags": ["home"]}"#);
+    let mut late = Crowd::new();
+    for _ in 0..5 {
+        late.send(&h, "/p", &[]);
+    }
+    late.settle(&h);
+    assert_eq!(h.calls(), 2, "one fill in flight");
+    h.proxy.origin.release();
+    early.settle(&h);
+    late.settle(&h);
+    // Requests that arrived before the purge may have what was fetched
+    // before it; those after it share one refetch.
+    let bodies = |crowd: &Crowd| -> Vec<Vec<u8>> {
+        crowd
+            .answers
+            .borrow()
+            .iter()
+            .map(|r| r.body().clone())
+            .collect()
+    };
+    assert_eq!(bodies(&early), vec![b"v2".to_vec(); 3]);
+    assert_eq!(bodies(&late), vec![b"v3".to_vec(); 5]);
+    assert_eq!(h.calls(), 3);
+}

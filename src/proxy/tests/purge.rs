@@ -8,7 +8,7 @@ use crate::memory::MemoryKv;
 const TOKEN: &str = "a-test-token-of-enough-length";
 
 /// A harness whose admin API is on.
-fn purging(
+pub(super) fn purging(
     handler: impl Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError> + 'static,
 ) -> Harness {
     let mut h = harness(handler);
@@ -43,7 +43,7 @@ impl Harness {
 
     /// Purges, and moves the clock on a millisecond, as any later
     /// request's would be: a purge covers what was fetched in its own.
-    fn purge(&mut self, body: &str) -> serde_json::Value {
+    pub(super) fn purge(&mut self, body: &str) -> serde_json::Value {
         let (code, json) = self.admin("POST", "/purge", body);
         assert_eq!(code, 200, "{json}");
         self.advance_ms(1);
@@ -62,7 +62,7 @@ impl Harness {
     }
 }
 
-fn tagged(n: usize) -> Response<Vec<u8>> {
+pub(super) fn tagged(n: usize) -> Response<Vec<u8>> {
     let mut r = Response::new(format!("v{n}").into_bytes());
     for (k, v) in [
         ("cache-control", "max-age=600"),
@@ -76,7 +76,7 @@ fn tagged(n: usize) -> Response<Vec<u8>> {
 }
 
 /// An origin answering `tagged(call number)`.
-fn counting() -> impl Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError> {
+pub(super) fn counting() -> impl Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError> {
     let n = std::cell::Cell::new(0);
     move |_| {
         n.set(n.get() + 1);
