@@ -204,19 +204,16 @@ impl Config {
                     )
                 })?,
         };
-        let origin_timeout_secs = match get("ORIGIN_TIMEOUT") {
-            None => 30,
+        // Seconds, from 1 to `max`.
+        let seconds_from_one = |name: &'static str, default: u64, max: u64| match get(name) {
+            None => Ok(default),
             Some(v) => v
-                .parse::<u32>()
+                .parse::<u64>()
                 .ok()
-                .filter(|s| (1..=600).contains(s))
-                .ok_or_else(|| {
-                    err(
-                        "ORIGIN_TIMEOUT",
-                        format!("{v:?} must be seconds from 1 to 600"),
-                    )
-                })?,
+                .filter(|s| (1..=max).contains(s))
+                .ok_or_else(|| err(name, format!("{v:?} must be seconds from 1 to {max}"))),
         };
+        let origin_timeout_secs = seconds_from_one("ORIGIN_TIMEOUT", 30, 600)? as u32;
         let tracking =
             TrackingParams::parse(&get("TRACKING_PARAMS").unwrap_or(DEFAULT_TRACKING.to_string()))
                 .map_err(|r| err("TRACKING_PARAMS", r))?;
@@ -247,19 +244,7 @@ impl Config {
             None => PathRules::default(),
             Some(v) => PathRules::parse(&v).map_err(|r| err("VARY_BY_PATH", r))?,
         };
-        let purge_refresh_secs = match get("PURGE_REFRESH") {
-            None => 5,
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|s| (1..=300).contains(s))
-                .ok_or_else(|| {
-                    err(
-                        "PURGE_REFRESH",
-                        format!("{v:?} must be seconds from 1 to 300"),
-                    )
-                })?,
-        };
+        let purge_refresh_secs = seconds_from_one("PURGE_REFRESH", 5, 300)?;
         let expose_tags = match get("EXPOSE_TAGS").as_deref() {
             None | Some("false") => false,
             Some("true") => true,
