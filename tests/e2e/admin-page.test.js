@@ -56,10 +56,13 @@ test('the admin page purges a tag, lists it, and shows errors plainly', async ()
   await page.waitForFunction(() => document.querySelectorAll('#purges tbody tr').length > 0);
   assert.match(await page.textContent('#purges tbody tr'), /tag shelf/);
   assert.match(await page.textContent('#bound'), /61 s/);
-  assert.match((await worker.fetch('/shelf')).cacheStatus, /purged/);
+  const next = await worker.fetch('/shelf');
+  assert.match(next.cacheStatus, /purged/);
+  assert.equal(next.body, 'shelf #2', 'the next request refetched it');
   // The token stays in this tab's sessionStorage, never in a cookie or localStorage.
   assert.equal(await page.evaluate(() => document.cookie), '');
   assert.equal(await page.evaluate(() => localStorage.length), 0);
+  // SCREENSHOT=docs/admin-page.png refreshes the README's picture.
   await page.screenshot({ path: process.env.SCREENSHOT ?? '/tmp/edge-cache-admin-page.png', fullPage: true });
   assert.deepEqual(problems, [], 'no script errors or CSP violations');
   await page.close();
