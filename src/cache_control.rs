@@ -55,6 +55,13 @@ impl Directives {
         self.items.is_empty()
     }
 
+    /// True when every directive is one that says nothing about caching:
+    /// `Surrogate-Control: content="ESI/1.0"` asks for processing
+    /// (Edge Architecture Specification 1.0, §3.3), not for a lifetime.
+    pub fn only_processing(&self) -> bool {
+        self.items.iter().all(|(name, _)| name == "content")
+    }
+
     /// True if the directive is present, with or without an argument.
     pub fn has(&self, name: &str) -> bool {
         self.items.iter().any(|(n, _)| n == name)

@@ -60,7 +60,10 @@ pub enum DirectiveSource {
 /// RFC 9213 §2.1: a cache that honours a targeted field "MUST select the first
 /// (in target list order) field with a valid, non-empty value … and MUST ignore
 /// the Cache-Control and Expires header fields". Our target list is
-/// `CDN-Cache-Control`, then `Surrogate-Control`.
+/// `CDN-Cache-Control`, then `Surrogate-Control`. A field that holds only
+/// `content="…"` (a request for ESI processing) has no caching directive to
+/// select: it must not make a page with `Cache-Control: max-age=60`
+/// unstorable.
 pub fn governing_directives(headers: &HeaderMap) -> (Directives, DirectiveSource) {
     let targeted = [
         (CDN_CACHE_CONTROL, DirectiveSource::CdnCacheControl),
@@ -68,7 +71,7 @@ pub fn governing_directives(headers: &HeaderMap) -> (Directives, DirectiveSource
     ];
     for (name, source) in targeted {
         if let Some(d) = Directives::from_headers(headers, name) {
-            if !d.is_empty() {
+            if !d.is_empty() && !d.only_processing() {
                 return (d, source);
             }
         }
@@ -421,6 +424,9 @@ mod tests {
             (&[], 200, vec![("cache-control", "max-age=90"), ("cdn-cache-control", "no-store")], Err(R::ResponseNoStore)),
             (&[], 200, vec![("cache-control", "private"), ("surrogate-control", "max-age=20")], Ok(20)),
             (&[], 200, vec![("surrogate-control", "max-age=20"), ("cdn-cache-control", "max-age=40")], Ok(40)),
+            // A request for ESI processing is not a caching directive: Cache-Control governs.
+            (&[], 200, vec![("cache-control", "max-age=60"), ("surrogate-control", "content=\"ESI/1.0\"")], Ok(60)),
+            (&[], 200, vec![("cache-control", "max-age=60"), ("surrogate-control", "content=\"ESI/1.0\", max-age=5")], Ok(5)),
             (&[], 200, vec![("cdn-cache-control", ""), ("cache-control", "max-age=7")], Ok(7)),
             (&[], 200, vec![("cdn-cache-control", "public"), ("date", &date), ("expires", &plus_60)], Err(R::NoFreshness)),
             // Heuristics are off by default.
