@@ -13,6 +13,7 @@ pub mod conditional;
 pub mod config;
 pub mod cookies;
 pub mod device;
+pub mod esi;
 pub mod flight;
 pub mod headers;
 pub mod key;
