@@ -77,6 +77,14 @@ impl Directives {
         Some(arg.as_deref().and_then(parse_delta_seconds).unwrap_or(0))
     }
 
+    /// The first occurrence's argument, unquoted.
+    pub fn argument(&self, name: &str) -> Option<&str> {
+        self.items
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, arg)| arg.as_deref())
+    }
+
     /// The argument of `private` or `no-cache` as a field-name list.
     ///
     /// `None`: absent. `Some(Qualified::All)`: the unqualified form, which

@@ -47,6 +47,9 @@ pub struct Config {
     pub purge_refresh_secs: u64,
     /// `EXPOSE_TAGS`: send `Cache-Tag` / `Surrogate-Key` on to clients (debugging).
     pub expose_tags: bool,
+    /// `ESI_ALLOWED_HOSTS`: hosts (lower-case, with any port) that absolute
+    /// ESI includes may name besides the page's own and the origin's.
+    pub esi_allowed_hosts: Vec<String>,
 }
 
 /// An `ADMIN_TOKEN` shorter than this keeps the admin API shut.
@@ -100,6 +103,11 @@ impl OriginBase {
             root: format!("{scheme}://{authority}"),
             prefix: uri.path().trim_end_matches('/').to_string(),
         })
+    }
+
+    /// The origin's host and port.
+    pub fn authority(&self) -> &str {
+        self.root.split_once("://").map_or("", |(_, a)| a)
     }
 
     /// The origin URL for a client request URI: prefix, then path and query.
@@ -251,7 +259,14 @@ impl Config {
             Some(v) => return Err(err("EXPOSE_TAGS", format!("{v:?} must be true or false"))),
         };
         let admin_token = lookup("ADMIN_TOKEN").filter(|t| t.len() >= MIN_ADMIN_TOKEN);
+        let esi_allowed_hosts = get("ESI_ALLOWED_HOSTS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
         Ok(Config {
+            esi_allowed_hosts,
             admin_token,
             purge_refresh_secs,
             expose_tags,

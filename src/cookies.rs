@@ -99,6 +99,16 @@ fn canonical(name: &[u8]) -> String {
     String::from_utf8_lossy(&name).into_owned()
 }
 
+/// The value of the cookie `name` in a `Cookie` field (`a=1; b=2`), read
+/// plainly: names compared exactly, values unquoted. For ESI's
+/// `$(HTTP_COOKIE{name})`, not for deciding bypass (see `matches`).
+pub fn value(cookie: &str, name: &str) -> Option<String> {
+    cookie.split(';').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k.trim() == name).then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
 /// Splits the headers of a response that is about to be stored into the
 /// copy for storage and the copy for the client that caused the fetch.
 ///

@@ -42,7 +42,24 @@ impl Body for Vec<u8> {
             .ok_or_else(|| PlatformError("the body ended before the range".into()))
     }
     async fn bytes(self, limit: u64) -> Result<Option<Vec<u8>>, PlatformError> {
-        Ok((self.len() as u64 <= limit).then_some(self))
+        match self.ends_with(TRUNCATED) {
+            true => Err(PlatformError("connection closed before the end".into())),
+            false => Ok((self.len() as u64 <= limit).then_some(self)),
+        }
+    }
+    /// All of it at once; a body that breaks off ends in [`TRUNCATED`].
+    async fn streamed(mut chunks: Box<dyn crate::platform::Chunks>) -> Self {
+        let mut out = Vec::new();
+        while let Some(chunk) = chunks.next_chunk().await {
+            match chunk {
+                Ok(bytes) => out.extend(bytes),
+                Err(_) => {
+                    out.extend_from_slice(TRUNCATED);
+                    break;
+                }
+            }
+        }
+        out
     }
 }
 

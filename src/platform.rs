@@ -38,8 +38,22 @@ pub trait Body: Sized + 'static {
     /// not cost its whole size in memory. An error when the body ends first.
     fn range(self, start: u64, end: u64) -> impl Future<Output = Result<Self, PlatformError>>;
     /// The whole body in wasm memory, for the few bodies the worker reads
-    /// itself (admin requests); `None` when it is longer than `limit` bytes.
+    /// itself (admin requests, ESI templates and fragments); `None` when it
+    /// is longer than `limit` bytes.
     fn bytes(self, limit: u64) -> impl Future<Output = Result<Option<Vec<u8>>, PlatformError>>;
+    /// A body made while it is sent (a composed page): each chunk goes out
+    /// as soon as `chunks` yields it; an error breaks the body off, so the
+    /// client never takes what it got for the whole.
+    fn streamed(chunks: Box<dyn Chunks>) -> impl Future<Output = Self>;
+}
+
+/// Where a streamed body's bytes come from.
+pub trait Chunks: 'static {
+    /// The next bytes, `None` at the end, an error where the body breaks off.
+    #[allow(clippy::type_complexity)]
+    fn next_chunk(
+        &mut self,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Option<Result<Vec<u8>, String>>> + '_>>;
 }
 
 /// How much of a body, and for how long, `Body::buffered` reads.

@@ -164,18 +164,29 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         now: SystemTime,
     ) -> Response<B> {
         let client = Client::observe(request.headers(), cf_country, &self.config.client);
+        let method = request.method().clone();
+        let page = matches!(method, Method::GET | Method::HEAD).then(|| compose::PageRequest {
+            uri: request.uri().clone(),
+            headers: request.headers().clone(),
+            client: client.clone(),
+            context: request.extensions().get::<compose::EsiContext>().cloned(),
+        });
         if let Some(name) = &self.config.client.country_header {
             // Ours to read, not the origin's: it would let the origin answer
             // per country what is cached per group.
             request.headers_mut().remove(name);
         }
         client.stamp(request.headers_mut());
-        match *request.method() {
-            Method::GET | Method::HEAD => self.cacheable(request, &client, now).await,
-            _ => {
+        let response = match page {
+            Some(_) => self.cacheable(request, &client, now).await,
+            None => {
                 self.forward(request, CacheStatus::new(Phase::Method), now)
                     .await
             }
+        };
+        match (page, response.extensions().get::<compose::EsiTemplate>()) {
+            (Some(page), Some(_)) => self.compose(response, page, &method, cf_country, now).await,
+            _ => response,
         }
     }
 
@@ -525,6 +536,7 @@ fn origin_request<B: Body>(request: Request<B>) -> Request<B> {
 
 mod admin_routes;
 mod coalesce;
+mod compose;
 mod forward;
 mod purging;
 mod respond;

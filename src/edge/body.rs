@@ -84,6 +84,42 @@ impl Body for EdgeBody {
         }
     }
 
+    /// A `TransformStream`: its readable side is the body, and a task
+    /// writes each chunk into its writable side as it comes. The task runs
+    /// in this request (its promises are the request's), paced by how fast
+    /// the client reads; an error aborts the stream, which the runtime
+    /// passes on as a broken-off response.
+    async fn streamed(mut chunks: Box<dyn crate::platform::Chunks>) -> Self {
+        let Ok(pipe) = web_sys::TransformStream::new() else {
+            return EdgeBody::Empty;
+        };
+        let writer = match pipe.writable().get_writer() {
+            Ok(writer) => writer,
+            Err(_) => return EdgeBody::Empty,
+        };
+        wasm_bindgen_futures::spawn_local(async move {
+            while let Some(chunk) = chunks.next_chunk().await {
+                let written = match chunk {
+                    Ok(bytes) => {
+                        let array = Uint8Array::from(bytes.as_slice());
+                        JsFuture::from(writer.write_with_chunk(&array)).await
+                    }
+                    Err(why) => {
+                        let _ = JsFuture::from(writer.abort_with_reason(&JsValue::from_str(&why)))
+                            .await;
+                        return;
+                    }
+                };
+                if written.is_err() {
+                    // The client went away.
+                    return;
+                }
+            }
+            let _ = JsFuture::from(writer.close()).await;
+        });
+        EdgeBody::Stream(pipe.readable())
+    }
+
     async fn bytes(self, limit: u64) -> Result<Option<Vec<u8>>, PlatformError> {
         let limit = ReadLimit {
             bytes: limit,

@@ -5,4 +5,6 @@
 //! unprocessed; composition happens per request, so purging a fragment
 //! changes every page that includes it while the template stays cached.
 
+pub mod compose;
 pub mod parse;
+pub mod vars;

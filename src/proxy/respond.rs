@@ -19,8 +19,10 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         parts
             .headers
             .insert(header::AGE, HeaderValue::from(meta.current_age(now)));
+        // A template's bytes are not the page's: no range of them.
         let wants_range = request.contains_key(header::RANGE)
             && parts.status == StatusCode::OK
+            && !compose::is_template(parts.status, &parts.headers)
             && method == Method::GET
             && !conditional::is_not_modified(request, &parts.headers);
         if !wants_range {
@@ -81,7 +83,14 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             body
         };
         let cacheable_method = matches!(*method, Method::GET | Method::HEAD);
+        // An ESI template is composed per request (see `compose`): its
+        // validators are not the page's, so they answer no precondition.
+        let template = cacheable_method && compose::is_template(parts.status, &parts.headers);
+        if template {
+            parts.extensions.insert(compose::EsiTemplate);
+        }
         if cacheable_method
+            && !template
             && parts.status == StatusCode::OK
             && conditional::is_not_modified(request, &parts.headers)
         {

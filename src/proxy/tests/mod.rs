@@ -514,6 +514,7 @@ impl Harness {
 }
 
 mod coalesce;
+mod esi;
 mod keys;
 mod origin;
 mod purge;
