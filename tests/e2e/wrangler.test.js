@@ -77,6 +77,23 @@ test('the demo origin shows a variant, a private page and a revalidated page', a
   assert.match((await get('/revalidate')).cacheStatus, /fwd=stale; fwd-status=304; stored/);
 });
 
+test('the demo origin composes a page from fragments, and the admin page is served', async () => {
+  for (const encoding of ['identity', 'gzip, br']) {
+    const page = await get('/composed', { 'accept-encoding': encoding });
+    assert.equal(page.status, 200, encoding);
+    assert.match(page.body, /header fragment/);
+    assert.match(page.body, /Widget: 9\.99/);
+    assert.match(page.body, /Banner fragment/);
+    assert.match(page.body, /esi:except<\/code> shows instead/);
+    assert.match(page.body, /Composed for a <strong>desktop<\/strong> client in <strong>US<\/strong>/);
+    assert.doesNotMatch(page.body, /<esi:|Without ESI/);
+    assert.match(page.cacheStatus, /esi-fragments=4/);
+  }
+  const admin = await get('/_admin/');
+  assert.equal(admin.status, 200);
+  assert.match(admin.headers.get('content-security-policy'), /default-src 'none'/);
+});
+
 test('wrangler deploy --dry-run builds the deployable bundle offline', async () => {
   const out = mkdtempSync(join(tmpdir(), 'edge-cache-dist-'));
   try {
