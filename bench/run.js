@@ -47,6 +47,17 @@ const origin = http.createServer(async (req, res) => {
     res.writeHead(200, headers);
     return res.end(BODY);
   }
+  // Composed pages: `/bench/esi-N` includes N distinct fragments of 400 bytes.
+  const esi = /^\/bench\/esi-(\d+)$/.exec(req.url);
+  if (esi) {
+    const includes = Array.from({ length: Number(esi[1]) }, (_, i) => `<esi:include src="/bench/frag-${i}"/>`).join('\n');
+    res.writeHead(200, { 'content-type': 'text/html', 'cache-control': 'public, max-age=86400', 'surrogate-control': 'content="ESI/1.0"' });
+    return res.end(`<html><body>${'x'.repeat(1024)}\n${includes}\n</body></html>`);
+  }
+  if (req.url.startsWith('/bench/frag-')) {
+    res.writeHead(200, { 'content-type': 'text/html', 'cache-control': 'public, max-age=86400' });
+    return res.end('f'.repeat(400));
+  }
   res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'public, max-age=86400', etag: '"bench"', 'cache-tag': 'bench,product-1,category-2,home' });
   res.end(BODY);
 });
@@ -196,6 +207,41 @@ if (baseline) {
   console.log(`baseline / bare throughput: ${(report.baseline_throughput_ratio * 100).toFixed(1)}%, CPU per hit: ${(report.baseline_cpu_ratio * 100).toFixed(1)}%`);
 }
 console.log(`wasm: ${report.wasm_bytes} bytes, ${report.wasm_gzip_bytes} gzipped`);
+
+// Composed pages against a single hit, edge-cache alone, rounds alternating.
+const ESI_CASES = (process.env.ESI_CASES ?? '1,5,10').split(',').filter(Boolean).map(Number);
+if (ESI_CASES.length) {
+  const name = 'edge-cache (Rust/wasm)';
+  const base = (await workers[name].ready).origin;
+  const cases = { 'single hit': `${base}/bench/hit`, ...Object.fromEntries(ESI_CASES.map((n) => [`${n} fragments`, `${base}/bench/esi-${n}`])) };
+  for (const [label, url] of Object.entries(cases)) {
+    for (let i = 0; i < 20; i++) {
+      const res = await fetch(url);
+      const body = await res.text();
+      if (label !== 'single hit' && /esi:include/.test(body)) throw new Error(`${label}: not composed`);
+      if (/; hit/.test(res.headers.get('cache-status')) && (label === 'single hit' || new RegExp(`esi-hits=${label.split(' ')[0]}`).test(res.headers.get('cache-status')))) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  const composed = Object.fromEntries(Object.keys(cases).map((label) => [label, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    const labels = Object.keys(cases);
+    for (const label of round % 2 === 0 ? labels : [...labels].reverse()) {
+      const r = wrk(name, cases[label]);
+      composed[label].push(r);
+      console.error(`round ${round + 1}/${ROUNDS} composed ${label}: ${r.rps.toFixed(0)} req/s, ${r.cpuUs.toFixed(0)} µs CPU/request`);
+    }
+  }
+  report.composed = Object.fromEntries(
+    Object.entries(composed).map(([label, rs]) => [label, { rps: median(rs.map((r) => r.rps)), cpu_us: median(rs.map((r) => r.cpuUs)), errors: rs.reduce((a, r) => a + r.errors, 0) }]),
+  );
+  const single = report.composed['single hit'];
+  console.log('\ncomposed pages (all fragments cached) against a single hit, edge-cache');
+  console.log('page                 req/s   of single   CPU µs/req   of single  non-2xx');
+  for (const [label, c] of Object.entries(report.composed)) {
+    console.log(`${label.padEnd(16)} ${c.rps.toFixed(0).padStart(8)} ${((c.rps / single.rps) * 100).toFixed(1).padStart(10)}% ${c.cpu_us.toFixed(0).padStart(11)} ${((c.cpu_us / single.cpu_us) * 100).toFixed(1).padStart(10)}% ${String(c.errors).padStart(8)}`);
+  }
+}
 
 // Stampede: STAMPEDE requests at once on one key, the origin taking
 // STAMPEDE_DELAY ms. The bare worker (match, else fetch and put) is what a

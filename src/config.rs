@@ -152,7 +152,12 @@ impl Config {
         };
         let admin_path = match get("ADMIN_PATH") {
             None => "/_admin".to_string(),
-            Some(v) if v.starts_with('/') && v.len() > 1 && !v.contains(['?', '#', ' ']) => {
+            // A prefix that reads as the root would take the whole site.
+            Some(v)
+                if v.starts_with('/')
+                    && !v.contains(['?', '#', ' '])
+                    && crate::normalize::lenient_path(&v) != "/" =>
+            {
                 v.trim_end_matches('/').to_string()
             }
             Some(v) => {
@@ -359,6 +364,8 @@ mod tests {
             ("ORIGIN", "https://host/?q=1"),
             ("ADMIN_PATH", "admin"),
             ("ADMIN_PATH", "/"),
+            ("ADMIN_PATH", "//"),
+            ("ADMIN_PATH", "/./"),
             ("CACHE_NAME", "edge cache"),
             ("HEURISTIC_FRESHNESS", "150"),
             ("HEURISTIC_FRESHNESS", "ten"),

@@ -183,7 +183,7 @@ fn decode_lossy(name: &str) -> String {
 /// dropped (`//`, nginx's `merge_slashes`), dot segments resolved, trailing
 /// dots and spaces trimmed (IIS, Windows). The result is `/a/b`, or `/`.
 pub fn lenient_path(path: &str) -> String {
-    let mut bytes = path.as_bytes().to_vec();
+    let mut bytes = decode_u_escapes(path.as_bytes());
     // Each round that changes anything shortens the path, so this ends.
     for _ in 0..4 {
         let decoded = percent_decode(&bytes);
@@ -222,6 +222,32 @@ pub fn lenient_path(path: &str) -> String {
         }
     }
     format!("/{}", segments.join("/"))
+}
+
+/// IIS's `%uXXXX` escapes (`%u005F` is `_`), as UTF-8.
+fn decode_u_escapes(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = bytes
+            .get(i..i + 6)
+            .filter(|e| e[0] == b'%' && (e[1] | 0x20) == b'u')
+            .and_then(|e| std::str::from_utf8(&e[2..]).ok())
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+            .and_then(char::from_u32);
+        match decoded {
+            Some(c) => {
+                let mut buf = [0; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                i += 6;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Decodes every well-formed `%XX` escape once; a malformed `%` stays as it is.

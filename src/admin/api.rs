@@ -240,11 +240,38 @@ fn absolute(url: &str, site: &Site) -> Result<Uri, ApiError> {
         true => format!("{}://{}{url}", site.scheme, site.authority),
         false => url.to_string(),
     };
-    let uri: Uri = full.parse().map_err(|_| bad("is not a URL"))?;
+    let uri: Uri = whatwg_encoded(&full)
+        .parse()
+        .map_err(|_| bad("is not a URL"))?;
     match (uri.scheme_str(), uri.host()) {
         (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(uri),
         _ => Err(bad("must be a path or an http(s) URL with a host")),
     }
+}
+
+/// `url` with the characters percent-encoded that the runtime's URL parser
+/// (WHATWG URL) encodes in what a client sends: in the path space, `"`,
+/// `<`, `>`, `` ` ``, `{`, `}`; in the query space, `"`, `<`, `>`, `'`. A
+/// purge of `/s?q='x'` then names the entry a client's `/s?q='x'` made.
+fn whatwg_encoded(url: &str) -> String {
+    let path_start = url.find("://").map_or(0, |i| {
+        url[i + 3..].find('/').map_or(url.len(), |j| i + 3 + j)
+    });
+    let mut out = String::with_capacity(url.len());
+    let mut in_query = false;
+    for (i, c) in url.char_indices() {
+        in_query |= i >= path_start && c == '?';
+        let encode = i >= path_start
+            && match in_query {
+                false => matches!(c, ' ' | '"' | '<' | '>' | '`' | '{' | '}'),
+                true => matches!(c, ' ' | '"' | '<' | '>' | '\''),
+            };
+        match encode {
+            true => out.push_str(&format!("%{:02X}", c as u32)),
+            false => out.push(c),
+        }
+    }
+    out
 }
 
 fn keyed(uri: &Uri, tracking: &TrackingParams) -> Result<NormalizedUri, ApiError> {
@@ -260,14 +287,16 @@ fn prefix(spec: &str) -> Result<(String, Target), ApiError> {
             "must be a path like /blog or host/path, at most 4096 bytes",
         ));
     }
+    // `//host/path` names a host, as a protocol-relative URL does.
+    let spec = spec.strip_prefix("//").unwrap_or(spec);
     let (host, path) = match spec.starts_with('/') {
         true => (None, spec),
         false => {
             let lower = spec.to_ascii_lowercase();
-            let (rest, default_port) = match () {
-                _ if lower.starts_with("https://") => (&spec[8..], Some(":443")),
-                _ if lower.starts_with("http://") => (&spec[7..], Some(":80")),
-                _ => (spec, None),
+            let (rest, default_ports): (&str, &[&str]) = match () {
+                _ if lower.starts_with("https://") => (&spec[8..], &[":443"]),
+                _ if lower.starts_with("http://") => (&spec[7..], &[":80"]),
+                _ => (spec, &[":80", ":443"]),
             };
             let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
             let host = host.to_ascii_lowercase();
@@ -275,10 +304,11 @@ fn prefix(spec: &str) -> Result<(String, Target), ApiError> {
             if host.is_empty() || !host.chars().all(host_chars) {
                 return Err(bad("has no valid host"));
             }
-            let host = match default_port {
-                Some(port) => host.strip_suffix(port).unwrap_or(&host).to_string(),
-                None => host,
-            };
+            let host = default_ports
+                .iter()
+                .find_map(|port| host.strip_suffix(port))
+                .unwrap_or(&host)
+                .to_string();
             (Some(host), if path.is_empty() { "/" } else { path })
         }
     };
@@ -326,6 +356,16 @@ mod tests {
         assert_eq!(urls, ["https://shop.test/a?a=1&b=2", "http://shop.test/c"]);
         let prefixes: Vec<&str> = p.prefixes.iter().map(|(r, _)| r.as_str()).collect();
         assert_eq!(prefixes, ["/news", "shop.test/x", "other.test/y"]);
+        let odd = read(
+            r#"{"prefixes": ["//shop.test/blog", "shop.test:80/hp"], "urls": ["/s?q='x' y"]}"#,
+        )
+        .unwrap();
+        let odd_prefixes: Vec<&str> = odd.prefixes.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(odd_prefixes, ["shop.test/blog", "shop.test/hp"]);
+        assert_eq!(
+            odd.urls[0].uri().to_string(),
+            "https://shop.test/s?q=%27x%27%20y"
+        );
         assert_eq!(p.digests().len(), 6);
         assert!(read(r#"{"everything": true}"#).unwrap().everything);
     }

@@ -68,6 +68,8 @@ mod tests {
             "/_admin%23/x",
             "/_adm%C4%B1n/x",
             "/%EF%BC%BFadmin/x",
+            "/%u005Fadmin/purges",
+            "/_admin%u002Fpurges",
         ] {
             assert!(is_admin_path(path, "/_admin"), "{path}");
         }

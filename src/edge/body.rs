@@ -126,7 +126,14 @@ impl Body for EdgeBody {
             ms: u64::MAX,
         };
         Ok(match self.buffered(limit).await? {
-            Buffered::PassOn(..) => None,
+            Buffered::PassOn(body, _) => {
+                // Read no further, and say so: a request body left half
+                // read unsettles the runtime's next request (wrangler dev).
+                if let EdgeBody::Stream(stream) = body {
+                    let _ = stream.cancel();
+                }
+                None
+            }
             Buffered::Whole(EdgeBody::Buffer(b), _) => Some(Uint8Array::new(&b).to_vec()),
             Buffered::Whole(EdgeBody::Bytes(b), _) => Some(b),
             Buffered::Whole(..) => Some(Vec::new()),

@@ -98,11 +98,15 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
                 .authority()
                 .map_or(String::new(), |a| a.as_str().to_ascii_lowercase()),
         };
+        let (parts, body) = request.into_parts();
         let result = match api {
             Api::Purges => self.list_purges().await,
-            Api::Purge | Api::Warm => match request.into_body().bytes(api::MAX_BODY).await {
+            Api::Purge | Api::Warm => match body.bytes(api::MAX_BODY).await {
                 Ok(Some(body)) if api == Api::Purge => self.purge(&body, &site, now).await,
-                Ok(Some(body)) => self.warm(&body, &site, cf_country, now).await,
+                Ok(Some(body)) => {
+                    let warm = (body.as_slice(), &parts.headers);
+                    self.warm(warm, &site, cf_country, now).await
+                }
                 Ok(None) => Err(ApiError {
                     status: StatusCode::PAYLOAD_TOO_LARGE,
                     message: format!("the request body is over {} bytes", api::MAX_BODY),
@@ -128,12 +132,13 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         let (now_ms, mode) = (unix_ms(now), purge.mode);
         let digests = purge.digests();
         let summary = purge.summary();
-        let plan = {
-            let mut memo = self.purges.memo.borrow_mut();
-            let last = memo.last_written(mode, purge.everything, &digests);
-            memo.pacer
-                .plan(now_ms, last, mode, purge.everything, &digests, &summary)
-        };
+        let plan = self.purges.memo.borrow_mut().pacer.plan(
+            now_ms,
+            mode,
+            purge.everything,
+            &digests,
+            &summary,
+        );
         let written = match plan {
             Plan::Now => {
                 let record = (purge.everything, digests, summary.clone());
@@ -292,12 +297,17 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
     /// country would, a few at a time, and reports each result.
     async fn warm(
         &self,
-        body: &[u8],
+        (body, admin_headers): (&[u8], &HeaderMap),
         site: &Site,
         cf_country: Option<&str>,
         now: SystemTime,
     ) -> Result<String, ApiError> {
         let warm = api::warm(body, site, &self.config.admin_path)?;
+        // The admin request's country, where it is read from a header.
+        let country = self.config.client.country_header.as_ref().and_then(|name| {
+            let value = admin_headers.get(name)?;
+            Some((name.clone(), value.clone()))
+        });
         let jobs: Vec<(Uri, crate::device::DeviceClass)> = warm
             .urls
             .iter()
@@ -314,6 +324,9 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
                     *request.uri_mut() = uri.clone();
                     let agent = HeaderValue::from_static(device.canonical_agent());
                     request.headers_mut().insert(header::USER_AGENT, agent);
+                    if let Some((name, value)) = &country {
+                        request.headers_mut().insert(name.clone(), value.clone());
+                    }
                     Box::pin(self.proxied(request, cf_country, now)) as _
                 })
                 .collect();
@@ -367,10 +380,14 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             return self.api_error(error, now);
         }
         let status = CacheStatus::new(Phase::Local).with_detail("admin");
-        if route == "/" && !request.uri().path().ends_with('/') {
+        // Only at its own spelling: the page finds the API from its own
+        // address, and `//evil.example/..;/_admin/` must not become a base
+        // that sends the token elsewhere. `ADMIN_PATH` itself gains its `/`
+        // so relative links resolve.
+        let canonical = format!("{}{route}", self.config.admin_path);
+        if request.uri().path() != canonical {
             let mut response = self.local(StatusCode::PERMANENT_REDIRECT, "", status, now);
-            let location = format!("{}/", self.config.admin_path);
-            let location = HeaderValue::from_str(&location).expect("ADMIN_PATH is checked");
+            let location = HeaderValue::from_str(&canonical).expect("ADMIN_PATH is checked");
             response.headers_mut().insert(header::LOCATION, location);
             return response;
         }

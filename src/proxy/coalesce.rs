@@ -191,9 +191,14 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             return Collapsed::Nothing;
         }
         // A fill that began before a purge stored what the purge covers.
-        // Purges issued after this request arrived do not apply to it.
-        if self.coverage(&entry, now).await != Coverage::Current {
-            return Collapsed::Purged;
+        // Purges issued after this request arrived do not apply to it. An
+        // entry the purge records cannot vouch for (KV unreadable) is
+        // served when it is the very one this flight just fetched or
+        // revalidated: the origin vouched for it a moment ago.
+        match self.coverage(&entry, now).await {
+            Coverage::Current => {}
+            Coverage::Unknown if entry.url == stored => {}
+            _ => return Collapsed::Purged,
         }
         let mut status = CacheStatus::new(phase);
         status.collapsed = true;

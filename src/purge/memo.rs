@@ -35,8 +35,10 @@ pub struct Memo {
     local: Vec<PurgeRecord>,
     /// When KV was last read successfully (this isolate's clock).
     read_at_ms: Option<u64>,
-    /// The last listing held every record.
-    complete: bool,
+    /// When the last listing was cut short, its oldest record: entries
+    /// fetched before it may be covered by a record not listed. Records
+    /// this isolate wrote do not move it.
+    floor_ms: Option<u64>,
     /// A read is under way.
     reading: bool,
     /// Purges this isolate is holding back for their second.
@@ -90,6 +92,8 @@ impl Memo {
             .iter()
             .filter_map(|k| PurgeRecord::parse(&k.name, k.metadata.as_deref()?))
             .collect();
+        let listed_oldest = records.iter().map(|r| r.at_ms).min().unwrap_or(0);
+        self.floor_ms = (!listing.complete).then_some(listed_oldest);
         self.local
             .retain(|r| r.at_ms.saturating_add(LOCAL_MS) > now_ms);
         for record in &self.local {
@@ -99,7 +103,6 @@ impl Memo {
         }
         sort(&mut records);
         self.records = records;
-        self.complete = listing.complete;
         self.read_at_ms = Some(now_ms);
     }
 
@@ -112,19 +115,6 @@ impl Memo {
             self.local.push(record.clone());
         }
         sort(&mut self.records);
-    }
-
-    /// When this isolate last wrote a record in `mode` naming any of
-    /// `digests` (or everything, for `everything`).
-    pub fn last_written(&self, mode: Mode, everything: bool, digests: &[u64]) -> Option<u64> {
-        self.local
-            .iter()
-            .filter(|r| r.mode == mode)
-            .filter(|r| {
-                (everything && r.everything) || r.digests.iter().any(|d| digests.contains(d))
-            })
-            .map(|r| r.at_ms)
-            .max()
     }
 
     /// Whether purges let `subject` be used as it is, at `now_ms`, when
@@ -142,8 +132,10 @@ impl Memo {
         if !trusted || subject.fetched_ms.saturating_add(window_ms) < now_ms {
             return Coverage::Unknown;
         }
-        let oldest = self.records.last().map_or(0, |r| r.at_ms);
-        if !self.complete && subject.fetched_ms < oldest {
+        if self
+            .floor_ms
+            .is_some_and(|floor| subject.fetched_ms < floor)
+        {
             return Coverage::Unknown;
         }
         let mut digests: Option<Vec<u64>> = None;
@@ -283,6 +275,22 @@ mod tests {
         let later = now + TRUST_MS + EVERY + 1;
         memo.end_read(None, later);
         assert_eq!(check(&memo, later, &[], later), Coverage::Unknown);
+    }
+
+    #[test]
+    fn records_this_isolate_wrote_do_not_lower_the_floor_of_a_listing_cut_short() {
+        let mut memo = Memo::default();
+        memo.insert(&tag_purge(1_000, Mode::Hard, "mine"));
+        let listed = [
+            tag_purge(5_000, Mode::Hard, "a"),
+            tag_purge(6_000, Mode::Hard, "b"),
+        ]
+        .concat();
+        memo.end_read(Some(listing(&listed, false)), 7_000);
+        // Fetched between this isolate's record and the oldest listed one:
+        // a record not listed may cover it.
+        assert_eq!(check(&memo, 3_000, &["z"], 7_000), Coverage::Unknown);
+        assert_eq!(check(&memo, 5_500, &["z"], 7_000), Coverage::Current);
     }
 
     #[test]

@@ -226,18 +226,6 @@ pub enum Coverage {
     Unknown,
 }
 
-impl Coverage {
-    /// The `Cache-Status` detail of a request this coverage sent to the origin.
-    pub fn detail(self) -> Option<&'static str> {
-        match self {
-            Coverage::Current => None,
-            Coverage::Soft => Some("soft-purged"),
-            Coverage::Hard => Some("purged"),
-            Coverage::Unknown => Some("purge-unknown"),
-        }
-    }
-}
-
 /// What a purge named, as its first record's value holds it and the API
 /// reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

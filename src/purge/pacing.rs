@@ -18,6 +18,10 @@ pub const PACE_MS: u64 = 1_000;
 pub struct Pacer {
     batches: Vec<Batch>,
     next: u64,
+    /// Records this isolate decided to write in the last second: `(at_ms,
+    /// mode, everything, digests)`, noted when decided, not when the write
+    /// lands, so a purge arriving while a write is under way is paced too.
+    recent: Vec<(u64, Mode, bool, Vec<u64>)>,
 }
 
 /// Purges to be written together at `at_ms`.
@@ -56,20 +60,39 @@ pub enum Plan {
 }
 
 impl Pacer {
-    /// The plan for a purge at `now_ms`, given when this isolate last wrote
-    /// any of its targets in this mode (`last_ms`).
+    /// When this isolate last decided to write a record in `mode` naming
+    /// any of `digests` (or everything, for `everything`).
+    fn last(&self, mode: Mode, everything: bool, digests: &[u64]) -> Option<u64> {
+        self.recent
+            .iter()
+            .filter(|(_, m, all, names)| {
+                *m == mode && ((everything && *all) || names.iter().any(|d| digests.contains(d)))
+            })
+            .map(|(at, ..)| *at)
+            .max()
+    }
+
+    fn note(&mut self, at_ms: u64, mode: Mode, everything: bool, digests: &[u64]) {
+        self.recent.retain(|(at, ..)| at + PACE_MS > at_ms);
+        self.recent
+            .push((at_ms, mode, everything, digests.to_vec()));
+    }
+
+    /// The plan for a purge at `now_ms`.
     pub fn plan(
         &mut self,
         now_ms: u64,
-        last_ms: Option<u64>,
         mode: Mode,
         everything: bool,
         digests: &[u64],
         summary: &Summary,
     ) -> Plan {
-        let at_ms = match last_ms {
+        let at_ms = match self.last(mode, everything, digests) {
             Some(last) if last + PACE_MS > now_ms => last + PACE_MS,
-            _ => return Plan::Now,
+            _ => {
+                self.note(now_ms, mode, everything, digests);
+                return Plan::Now;
+            }
         };
         if let Some(batch) = self
             .batches
@@ -106,11 +129,14 @@ impl Pacer {
     pub fn take(&mut self, number: u64) -> Option<(bool, Vec<u64>, Summary)> {
         let batch = self.batches.iter_mut().find(|b| b.number == number)?;
         batch.started = true;
-        Some((
+        let taken = (
             batch.everything,
             batch.digests.clone(),
             batch.summary.clone(),
-        ))
+        );
+        let (at_ms, mode) = (batch.at_ms, batch.mode);
+        self.note(at_ms, mode, taken.0, &taken.1);
+        Some(taken)
     }
 
     /// Records how the batch's write ended.
@@ -151,12 +177,9 @@ mod tests {
         let mut p = Pacer::default();
         let hard = Mode::Hard;
         let (one, two) = (tags(&["a"]), tags(&["b", "a"]));
-        assert_eq!(p.plan(5_000, None, hard, false, &[1], &one), Plan::Now);
-        assert_eq!(
-            p.plan(5_000, Some(3_000), hard, false, &[1], &one),
-            Plan::Now
-        );
-        let lead = p.plan(5_100, Some(5_000), hard, false, &[1], &one);
+        assert_eq!(p.plan(3_000, hard, false, &[1], &one), Plan::Now);
+        assert_eq!(p.plan(5_000, hard, false, &[1], &one), Plan::Now);
+        let lead = p.plan(5_100, hard, false, &[1], &one);
         assert_eq!(
             lead,
             Plan::Lead {
@@ -164,16 +187,24 @@ mod tests {
                 at_ms: 6_000
             }
         );
-        let follow = p.plan(5_200, Some(5_000), hard, false, &[2], &two);
+        let follow = p.plan(5_200, hard, false, &[1, 2], &two);
         assert_eq!(follow, Plan::Follow { batch: 1 });
         // Another mode is another record.
-        let soft = p.plan(5_200, Some(5_000), Mode::Soft, false, &[1], &one);
+        assert_eq!(p.plan(5_200, Mode::Soft, false, &[1], &one), Plan::Now);
+        let soft = p.plan(5_300, Mode::Soft, false, &[1], &one);
         assert!(matches!(soft, Plan::Lead { batch: 2, .. }));
         let merged = tags(&["a", "b"]);
         assert_eq!(p.take(1), Some((false, vec![1, 2], merged)));
-        // Closed once taken: a later repeat waits for the next second.
-        let later = p.plan(5_900, Some(5_000), hard, true, &[1], &one);
-        assert!(matches!(later, Plan::Lead { batch: 3, .. }));
+        // Closed once taken, and noted as written then: a repeat arriving
+        // while that write is under way waits for the next second.
+        let later = p.plan(6_001, hard, false, &[1], &one);
+        assert_eq!(
+            later,
+            Plan::Lead {
+                batch: 3,
+                at_ms: 7_000
+            }
+        );
         assert_eq!(p.outcome(1), None);
         let written = Written {
             id: "id".into(),

@@ -65,13 +65,14 @@ export async function startOrigin() {
  * `kvPersist`: a directory (outside the repository) for KV, so that two
  * workers, or one restarted, share it: two locations that share only KV.
  */
-export async function startWorker(vars = {}, { kvPersist } = {}) {
+export async function startWorker(vars = {}, { kvPersist, kv = true } = {}) {
   const mf = new Miniflare({
     modules: true,
     scriptPath: 'build/index.js',
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
     compatibilityDate: '2026-04-20',
-    kvNamespaces: ['CACHE_KV'],
+    // `kv: false` leaves CACHE_KV to `vars` (a stand-in that fails, say).
+    kvNamespaces: kv ? ['CACHE_KV'] : [],
     ...(kvPersist ? { kvPersist } : {}),
     bindings: { ADMIN_PATH: '/_admin', CACHE_NAME: 'edge-cache', ...vars },
   });

@@ -274,3 +274,54 @@ test('a restarted worker reads the purges persisted in KV', async () => {
   const list = await admin(worker, 'GET', '/purges');
   assert.ok(list.json.purges.some((p) => p.tags.includes('restart')));
 });
+
+test('review: odd spellings of the page redirect to ADMIN_PATH/, %u spellings are ours, quotes in URL purges match', async () => {
+  for (const path of ['//evil.example/..;/_admin/', '/%5Fadmin/', '/_ADMIN/index.html']) {
+    const res = await worker.raw(path, []);
+    assert.equal(res.status, 308, path);
+    assert.match(res.headers.location, /^\/_admin\/(index\.html)?$/, path);
+  }
+  origin.route('/_admin/purges', { headers: { 'cache-control': 'max-age=600' }, body: 'ORIGIN' });
+  for (const path of ['/%u005Fadmin/purges', '/_admin%u002Fpurges']) {
+    const res = await worker.raw(path, []);
+    assert.notEqual(res.body.toString(), 'ORIGIN', path);
+    assert.equal(res.headers['cache-status'], 'edge-cache; detail=admin', path);
+  }
+  assert.equal(origin.calls('/_admin/purges').length, 0);
+  counted('/quoted', {});
+  await worker.fetch("/quoted?q='x'");
+  await worker.stored('/quoted?q=%27x%27');
+  await purge(worker, { urls: ["/quoted?q='x'"] });
+  assert.match((await worker.fetch("/quoted?q='x'")).cacheStatus, /fwd=uri-miss/);
+});
+
+test('review: warm fetches in the admin request\'s country', async () => {
+  origin.route('/warm-country', (req) => ({ headers: { 'cache-control': 'max-age=600', vary: 'cf-ipcountry' }, body: `country ${req.headers['cf-ipcountry']}` }));
+  const warm = await worker.fetch('/_admin/warm', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'x-test-country': 'DE' }, body: '{"urls": ["/warm-country"]}' });
+  assert.equal(warm.status, 200, warm.body);
+  const de = await worker.fetch('/warm-country', { headers: { 'x-test-country': 'DE' } });
+  assert.match(de.cacheStatus, /^edge-cache; hit/);
+  assert.equal(de.body, 'country DE');
+});
+
+test('review: with KV unreadable, entries are revalidated first and a burst still makes one origin request', async () => {
+  // A CACHE_KV binding whose every call fails.
+  const broken = await startWorker({ ORIGIN: origin.url, ADMIN_TOKEN: TOKEN, CACHE_KV: {} }, { kv: false });
+  try {
+    origin.route('/kvdown', async (req, n) => {
+      await sleep(300);
+      if (req.headers['if-none-match'] === '"k"') return { status: 304, headers: { 'cache-control': 'max-age=600', etag: '"k"' } };
+      return { headers: { 'cache-control': 'max-age=600', etag: '"k"' }, body: 'kv down' };
+    });
+    await broken.fetch('/kvdown');
+    await sleep(300); // the fill's background write
+    const burst = await Promise.all(Array.from({ length: 10 }, () => broken.fetch('/kvdown')));
+    assert.ok(burst.every((r) => r.status === 200 && r.body === 'kv down'));
+    assert.equal(origin.calls('/kvdown').length, 2, 'the fill, then one revalidation for the burst');
+    const res = await admin(broken, 'POST', '/purge', { tags: ['x'] });
+    assert.equal(res.status, 503);
+    assert.match(res.json.error, /did not happen/);
+  } finally {
+    await broken.dispose();
+  }
+});

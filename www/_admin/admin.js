@@ -1,7 +1,9 @@
 // The admin page: calls the worker's admin API with the bearer token,
 // which stays in this tab's sessionStorage and is sent nowhere else.
 'use strict';
-const base = location.pathname.replace(/\/[^/]*$/, '');
+// The worker serves this page only at its own spelling of ADMIN_PATH; the
+// origin is spelled out so that no path can make the API another site's.
+const base = location.origin + location.pathname.replace(/\/[^/]*$/, '');
 const $ = (id) => document.getElementById(id);
 const token = () => sessionStorage.getItem('edge-cache-token') || '';
 
