@@ -50,6 +50,9 @@ pub struct Config {
     /// `ESI_ALLOWED_HOSTS`: hosts (lower-case, with any port) that absolute
     /// ESI includes may name besides the page's own and the origin's.
     pub esi_allowed_hosts: Vec<String>,
+    /// `ESI`: compose pages that ask for it (`on`), or pass them through
+    /// as they are (`off`, the default while composition is experimental).
+    pub esi: bool,
 }
 
 /// An `ADMIN_TOKEN` shorter than this keeps the admin API shut.
@@ -270,7 +273,13 @@ impl Config {
             .map(|h| h.trim().to_ascii_lowercase())
             .filter(|h| !h.is_empty())
             .collect();
+        let esi = match get("ESI").as_deref() {
+            None | Some("off") => false,
+            Some("on") => true,
+            Some(v) => return Err(err("ESI", format!("{v:?} must be on or off"))),
+        };
         Ok(Config {
+            esi,
             esi_allowed_hosts,
             admin_token,
             purge_refresh_secs,
@@ -387,6 +396,7 @@ mod tests {
             ("PURGE_REFRESH", "0"),
             ("PURGE_REFRESH", "301"),
             ("EXPOSE_TAGS", "yes"),
+            ("ESI", "yes"),
         ];
         for (name, value) in cases {
             let e = parse(&[(name, value)]).unwrap_err();

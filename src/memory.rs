@@ -48,7 +48,10 @@ impl Body for Vec<u8> {
         }
     }
     /// All of it at once; a body that breaks off ends in [`TRUNCATED`].
-    async fn streamed(mut chunks: Box<dyn crate::platform::Chunks>) -> Self {
+    async fn streamed(
+        mut chunks: Box<dyn crate::platform::Chunks>,
+        _: &impl crate::platform::Background,
+    ) -> Self {
         let mut out = Vec::new();
         while let Some(chunk) = chunks.next_chunk().await {
             match chunk {

@@ -44,7 +44,12 @@ pub trait Body: Sized + 'static {
     /// A body made while it is sent (a composed page): each chunk goes out
     /// as soon as `chunks` yields it; an error breaks the body off, so the
     /// client never takes what it got for the whole.
-    fn streamed(chunks: Box<dyn Chunks>) -> impl Future<Output = Self>;
+    /// The work of making it belongs to the request (`background`), so the
+    /// runtime keeps it, and its I/O, in that request.
+    fn streamed(
+        chunks: Box<dyn Chunks>,
+        background: &impl Background,
+    ) -> impl Future<Output = Self>;
 }
 
 /// Where a streamed body's bytes come from.

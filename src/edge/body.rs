@@ -84,12 +84,14 @@ impl Body for EdgeBody {
         }
     }
 
-    /// A `TransformStream`: its readable side is the body, and a task
-    /// writes each chunk into its writable side as it comes. The task runs
-    /// in this request (its promises are the request's), paced by how fast
-    /// the client reads; an error aborts the stream, which the runtime
-    /// passes on as a broken-off response.
-    async fn streamed(mut chunks: Box<dyn crate::platform::Chunks>) -> Self {
+    /// A `TransformStream`: its readable side is the body, and a task the
+    /// request owns writes each chunk into its writable side as it comes,
+    /// paced by how fast the client reads; an error aborts the stream,
+    /// which the runtime passes on as a broken-off response.
+    async fn streamed(
+        mut chunks: Box<dyn crate::platform::Chunks>,
+        background: &impl crate::platform::Background,
+    ) -> Self {
         let Ok(pipe) = web_sys::TransformStream::new() else {
             return EdgeBody::Empty;
         };
@@ -97,7 +99,11 @@ impl Body for EdgeBody {
             Ok(writer) => writer,
             Err(_) => return EdgeBody::Empty,
         };
-        wasm_bindgen_futures::spawn_local(async move {
+        // `wait_until`, not a bare `spawn_local`: a task the request does
+        // not own outlives it when the client goes away mid-page, and then
+        // wakes in another request's turn (workerd: "Cannot perform I/O on
+        // behalf of a different request"), breaking that request's I/O.
+        background.spawn(async move {
             while let Some(chunk) = chunks.next_chunk().await {
                 let written = match chunk {
                     Ok(bytes) => {

@@ -172,7 +172,8 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         let value = HeaderValue::from_str(&lifetime.header()).expect("ASCII");
         parts.headers.insert(header::CACHE_CONTROL, value);
         describe(&mut parts.headers, fragments, hits);
-        Response::from_parts(parts, B::streamed(Box::new(composer)).await)
+        let body = B::streamed(Box::new(composer), &self.background).await;
+        Response::from_parts(parts, body)
     }
 }
 

@@ -52,13 +52,13 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         match refresh {
             Refresh::Use => {}
             Refresh::UseAndRefresh => {
-                self.purges.memo.borrow_mut().begin_read();
+                self.purges.memo.borrow_mut().begin_read(now_ms);
                 let (proxy, kv) = (self.clone(), kv.clone());
                 self.background
                     .spawn(async move { proxy.read_purges(&kv, now_ms).await });
             }
             Refresh::ReadFirst => {
-                self.purges.memo.borrow_mut().begin_read();
+                self.purges.memo.borrow_mut().begin_read(now_ms);
                 let read = self.read_purges(kv, now_ms);
                 if within(read, &self.background, READ_BOUND_MS)
                     .await

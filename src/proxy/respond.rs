@@ -22,7 +22,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         // A template's bytes are not the page's: no range of them.
         let wants_range = request.contains_key(header::RANGE)
             && parts.status == StatusCode::OK
-            && !compose::is_template(parts.status, &parts.headers)
+            && !(self.config.esi && compose::is_template(parts.status, &parts.headers))
             && method == Method::GET
             && !conditional::is_not_modified(request, &parts.headers);
         if !wants_range {
@@ -85,7 +85,9 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         let cacheable_method = matches!(*method, Method::GET | Method::HEAD);
         // An ESI template is composed per request (see `compose`): its
         // validators are not the page's, so they answer no precondition.
-        let template = cacheable_method && compose::is_template(parts.status, &parts.headers);
+        let template = self.config.esi
+            && cacheable_method
+            && compose::is_template(parts.status, &parts.headers);
         if template {
             parts.extensions.insert(compose::EsiTemplate);
         }

@@ -23,6 +23,9 @@ use crate::platform::KvList;
 /// How long records last read are trusted when KV cannot be read again.
 pub const TRUST_MS: u64 = 60_000;
 
+/// A read begun this long ago is taken for abandoned.
+const ABANDONED_MS: u64 = 5_000;
+
 /// How long records this isolate wrote are kept beside what KV lists, in
 /// case the listing does not show them yet.
 const LOCAL_MS: u64 = 300_000;
@@ -39,8 +42,10 @@ pub struct Memo {
     /// fetched before it may be covered by a record not listed. Records
     /// this isolate wrote do not move it.
     floor_ms: Option<u64>,
-    /// A read is under way.
-    reading: bool,
+    /// When the read under way began: a read whose request went away (a
+    /// client that disconnected) never ends, so one older than
+    /// [`ABANDONED_MS`] no longer counts.
+    reading_since: Option<u64>,
     /// Purges this isolate is holding back for their second.
     pub pacer: Pacer,
 }
@@ -62,13 +67,16 @@ impl Memo {
     /// What a request at `now_ms` does, refreshing every `every_ms`.
     pub fn refresh(&self, now_ms: u64, every_ms: u64) -> Refresh {
         let age = self.read_at_ms.map(|at| now_ms.saturating_sub(at));
+        let reading = self
+            .reading_since
+            .is_some_and(|since| now_ms.saturating_sub(since) < ABANDONED_MS);
         match age {
             Some(age) if age < every_ms / 2 => Refresh::Use,
-            Some(age) if age < every_ms => match self.reading {
+            Some(age) if age < every_ms => match reading {
                 true => Refresh::Use,
                 false => Refresh::UseAndRefresh,
             },
-            _ if self.reading => Refresh::WaitForRead,
+            _ if reading => Refresh::WaitForRead,
             _ => Refresh::ReadFirst,
         }
     }
@@ -78,14 +86,14 @@ impl Memo {
         self.read_at_ms
     }
 
-    pub fn begin_read(&mut self) {
-        self.reading = true;
+    pub fn begin_read(&mut self, now_ms: u64) {
+        self.reading_since = Some(now_ms);
     }
 
     /// A read ended: with the listing, or `None` when it failed (the old
     /// records stay, trusted for [`TRUST_MS`] after the last good read).
     pub fn end_read(&mut self, listing: Option<KvList>, now_ms: u64) {
-        self.reading = false;
+        self.reading_since = None;
         let Some(listing) = listing else { return };
         let mut records: Vec<PurgeRecord> = listing
             .keys
@@ -210,13 +218,18 @@ mod tests {
     fn refresh_schedule() {
         let mut memo = Memo::default();
         assert_eq!(memo.refresh(0, EVERY), Refresh::ReadFirst);
-        memo.begin_read();
+        memo.begin_read(0);
         assert_eq!(memo.refresh(0, EVERY), Refresh::WaitForRead);
         memo.end_read(Some(KvList::default()), 10_000);
         assert_eq!(memo.refresh(12_499, EVERY), Refresh::Use);
         assert_eq!(memo.refresh(12_500, EVERY), Refresh::UseAndRefresh);
-        memo.begin_read();
+        memo.begin_read(12_500);
         assert_eq!(memo.refresh(12_600, EVERY), Refresh::Use);
+        // A read whose request went away stops counting after a while.
+        let mut stuck = Memo::default();
+        stuck.begin_read(100);
+        assert_eq!(stuck.refresh(200, EVERY), Refresh::WaitForRead);
+        assert_eq!(stuck.refresh(100 + ABANDONED_MS, EVERY), Refresh::ReadFirst);
         // A failed read keeps the old records; once too old, read first.
         memo.end_read(None, 12_700);
         assert_eq!(memo.refresh(15_000, EVERY), Refresh::ReadFirst);

@@ -13,6 +13,9 @@ use super::{Mode, Summary};
 /// Two purges of one target are at least this far apart in KV.
 pub const PACE_MS: u64 = 1_000;
 
+/// A batch not taken this long after its time was abandoned.
+const ABANDONED_MS: u64 = 5_000;
+
 /// Purges waiting for their second, and what became of written ones.
 #[derive(Debug, Default)]
 pub struct Pacer {
@@ -87,6 +90,11 @@ impl Pacer {
         digests: &[u64],
         summary: &Summary,
     ) -> Plan {
+        // A batch whose leader went away (its client disconnected while it
+        // waited for the second) is never written: forget it, or every
+        // later repeat would wait on it.
+        self.batches
+            .retain(|b| b.started || b.at_ms + ABANDONED_MS > now_ms);
         let at_ms = match self.last(mode, everything, digests) {
             Some(last) if last + PACE_MS > now_ms => last + PACE_MS,
             _ => {

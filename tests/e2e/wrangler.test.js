@@ -17,7 +17,8 @@ let base;
 before(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  dev = spawn('npx', ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state], {
+  // As `make dev` starts it: composition on for the demo page.
+  dev = spawn('npx', ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state, '--var', 'ESI:on'], {
     env,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],

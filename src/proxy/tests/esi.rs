@@ -1,8 +1,16 @@
 //! ESI composition through the pipeline: each fragment a request of its
 //! own, the template stored as it is, honest headers on the composed page.
 
-use super::purge::purging;
 use super::*;
+
+/// A harness with purges and composition on.
+fn purging(
+    handler: impl Fn(&Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError> + 'static,
+) -> Harness {
+    let mut h = super::purge::purging(handler);
+    h.config_mut().esi = true;
+    h
+}
 
 /// An origin of pages and fragments, by path; counts calls per path.
 fn site(req: &Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError> {
@@ -166,4 +174,16 @@ fn bombs_loops_depth_and_other_hosts_are_bounded() {
             .all(|r| !r.uri().to_string().contains("169.254")
                 && !r.uri().to_string().contains("evil"))
     );
+}
+
+#[test]
+fn with_esi_off_a_template_passes_through_untouched() {
+    let mut h = purging(site);
+    h.config_mut().esi = false;
+    let page = h.get("/page");
+    assert!(std::str::from_utf8(page.body())
+        .unwrap()
+        .contains("<esi:include"));
+    assert_eq!(page.headers()["etag"], "\"template\"");
+    assert_eq!(h.calls(), 1);
 }
