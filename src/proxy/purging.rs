@@ -87,7 +87,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         let window_ms = self.config.purge_window_secs() * 1000;
         self.purges
             .memo
-            .borrow()
+            .borrow_mut()
             .coverage(&subject, now_ms, window_ms, every_ms)
     }
 

@@ -19,6 +19,8 @@
 use super::pacing::Pacer;
 use super::{Coverage, Mode, PurgeRecord, Subject};
 use crate::platform::KvList;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 /// How long records last read are trusted when KV cannot be read again.
 pub const TRUST_MS: u64 = 60_000;
@@ -48,7 +50,16 @@ pub struct Memo {
     reading_since: Option<u64>,
     /// Purges this isolate is holding back for their second.
     pub pacer: Pacer,
+    /// Changes whenever the records do.
+    version: u64,
+    /// Entries the current records were found not to cover: (host, path,
+    /// fetched_ms, tag fields) hashed, to the `version` checked. A hot entry is then
+    /// checked once per change of the records, not on every hit.
+    cleared: HashMap<u64, u64>,
 }
+
+/// Entries remembered as cleared; past this the memory starts afresh.
+const CLEARED_MAX: usize = 8_192;
 
 /// What a request does about the memo before it decides on an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,12 +121,26 @@ impl Memo {
             }
         }
         sort(&mut records);
+        let same = records.len() == self.records.len()
+            && records
+                .iter()
+                .zip(&self.records)
+                .all(|(a, b)| a.key == b.key);
+        if !same {
+            self.changed();
+        }
         self.records = records;
         self.read_at_ms = Some(now_ms);
     }
 
+    fn changed(&mut self) {
+        self.version += 1;
+        self.cleared.clear();
+    }
+
     /// Records this isolate just wrote: they apply here at once.
     pub fn insert(&mut self, written: &[PurgeRecord]) {
+        self.changed();
         for record in written {
             if !self.records.iter().any(|r| r.key == record.key) {
                 self.records.push(record.clone());
@@ -128,7 +153,7 @@ impl Memo {
     /// Whether purges let `subject` be used as it is, at `now_ms`, when
     /// records are kept for `window_ms` and read every `every_ms`.
     pub fn coverage(
-        &self,
+        &mut self,
         subject: &Subject,
         now_ms: u64,
         window_ms: u64,
@@ -146,12 +171,26 @@ impl Memo {
         {
             return Coverage::Unknown;
         }
+        let id = {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            (subject.host, subject.path_and_query, subject.fetched_ms).hash(&mut hasher);
+            for name in [super::tags::CACHE_TAG, super::tags::SURROGATE_KEY] {
+                for value in subject.headers.get_all(name) {
+                    value.as_bytes().hash(&mut hasher);
+                }
+            }
+            hasher.finish()
+        };
+        if self.cleared.get(&id) == Some(&self.version) {
+            return Coverage::Current;
+        }
         let mut digests: Option<Vec<u64>> = None;
-        let mut found = Coverage::Current;
+        let (mut found, mut skipped) = (Coverage::Current, false);
         for record in &self.records {
             if record.at_ms > now_ms {
                 // Issued after this request arrived (a waiter's, or from a
                 // clock ahead of ours): not for this request.
+                skipped = true;
                 continue;
             }
             if record.at_ms < subject.fetched_ms {
@@ -166,6 +205,14 @@ impl Memo {
                 (true, Mode::Soft) => found = Coverage::Soft,
                 (false, _) => {}
             }
+        }
+        // Remembered only when every record was weighed: one skipped for
+        // being newer than this request may apply to the next.
+        if found == Coverage::Current && !skipped {
+            if self.cleared.len() >= CLEARED_MAX {
+                self.cleared.clear();
+            }
+            self.cleared.insert(id, self.version);
         }
         found
     }
@@ -185,7 +232,7 @@ mod tests {
     const EVERY: u64 = 5_000;
 
     /// Checks an entry fetched at `fetched_ms` with `tags`.
-    fn check(memo: &Memo, fetched_ms: u64, tags: &[&str], now_ms: u64) -> Coverage {
+    fn check(memo: &mut Memo, fetched_ms: u64, tags: &[&str], now_ms: u64) -> Coverage {
         let headers = crate::memory::header_map(&[("cache-tag", &tags.join(","))]);
         let subject = Subject {
             fetched_ms,
@@ -244,7 +291,7 @@ mod tests {
         ]
         .concat();
         memo.end_read(Some(listing(&records, true)), 4_000);
-        let check = |fetched, tags: &[&str]| check(&memo, fetched, tags, 4_000);
+        let mut check = |fetched, tags: &[&str]| check(&mut memo, fetched, tags, 4_000);
         assert_eq!(check(1_999, &["a"]), Coverage::Hard);
         assert_eq!(
             check(2_000, &["a"]),
@@ -265,7 +312,7 @@ mod tests {
         assert_eq!(check(1_000, &["c"]), Coverage::Current);
         // A request that arrived before a purge is not bound by it.
         assert_eq!(
-            super::tests::check(&memo, 1_000, &["a"], 1_999),
+            super::tests::check(&mut memo, 1_000, &["a"], 1_999),
             Coverage::Current
         );
     }
@@ -273,21 +320,21 @@ mod tests {
     #[test]
     fn what_the_memo_cannot_vouch_for_is_unknown() {
         let mut memo = Memo::default();
-        assert_eq!(check(&memo, 1, &[], 10), Coverage::Unknown);
+        assert_eq!(check(&mut memo, 1, &[], 10), Coverage::Unknown);
         memo.end_read(
             Some(listing(&tag_purge(WINDOW, Mode::Hard, "a"), false)),
             WINDOW + 10,
         );
         let now = WINDOW + 10;
         // Fetched before the retention window: a covering record may be gone.
-        assert_eq!(check(&memo, 5, &[], now), Coverage::Unknown);
+        assert_eq!(check(&mut memo, 5, &[], now), Coverage::Unknown);
         // Older than the oldest record of a listing cut short.
-        assert_eq!(check(&memo, WINDOW - 1, &[], now), Coverage::Unknown);
-        assert_eq!(check(&memo, WINDOW + 1, &[], now), Coverage::Current);
+        assert_eq!(check(&mut memo, WINDOW - 1, &[], now), Coverage::Unknown);
+        assert_eq!(check(&mut memo, WINDOW + 1, &[], now), Coverage::Current);
         // KV unreadable for longer than it is trusted.
         let later = now + TRUST_MS + EVERY + 1;
         memo.end_read(None, later);
-        assert_eq!(check(&memo, later, &[], later), Coverage::Unknown);
+        assert_eq!(check(&mut memo, later, &[], later), Coverage::Unknown);
     }
 
     #[test]
@@ -302,8 +349,33 @@ mod tests {
         memo.end_read(Some(listing(&listed, false)), 7_000);
         // Fetched between this isolate's record and the oldest listed one:
         // a record not listed may cover it.
-        assert_eq!(check(&memo, 3_000, &["z"], 7_000), Coverage::Unknown);
-        assert_eq!(check(&memo, 5_500, &["z"], 7_000), Coverage::Current);
+        assert_eq!(check(&mut memo, 3_000, &["z"], 7_000), Coverage::Unknown);
+        assert_eq!(check(&mut memo, 5_500, &["z"], 7_000), Coverage::Current);
+    }
+
+    #[test]
+    fn a_hot_entry_is_checked_once_per_change_of_the_records() {
+        let mut memo = Memo::default();
+        let records = [
+            tag_purge(2_000, Mode::Hard, "a"),
+            tag_purge(3_000, Mode::Hard, "b"),
+        ]
+        .concat();
+        memo.end_read(Some(listing(&records, true)), 4_000);
+        assert_eq!(check(&mut memo, 1_000, &["c"], 4_000), Coverage::Current);
+        assert_eq!(memo.cleared.len(), 1);
+        assert_eq!(check(&mut memo, 1_000, &["c"], 4_000), Coverage::Current);
+        // The same URL and time with other tags is another entry.
+        assert_eq!(check(&mut memo, 1_000, &["a"], 4_000), Coverage::Hard);
+        // A record arriving (even an older one, late from elsewhere) counts.
+        let late = [records.clone(), tag_purge(1_500, Mode::Hard, "c")].concat();
+        memo.end_read(Some(listing(&late, true)), 5_000);
+        assert_eq!(check(&mut memo, 1_000, &["c"], 5_000), Coverage::Hard);
+        // Nothing is remembered while a record was weighed out as newer
+        // than the request: it may apply to the next one.
+        memo.insert(&tag_purge(9_000, Mode::Hard, "d"));
+        assert_eq!(check(&mut memo, 8_000, &["d"], 8_500), Coverage::Current);
+        assert_eq!(check(&mut memo, 8_000, &["d"], 9_000), Coverage::Hard);
     }
 
     #[test]
@@ -318,7 +390,7 @@ mod tests {
         );
         let purge = tag_purge(1_500, Mode::Hard, "a");
         memo.insert(&purge);
-        assert_eq!(check(&memo, 1_200, &["a"], 1_600), Coverage::Hard);
+        assert_eq!(check(&mut memo, 1_200, &["a"], 1_600), Coverage::Hard);
         memo.end_read(
             Some(KvList {
                 keys: vec![],
@@ -326,9 +398,9 @@ mod tests {
             }),
             2_000,
         );
-        assert_eq!(check(&memo, 1_200, &["a"], 2_000), Coverage::Hard);
+        assert_eq!(check(&mut memo, 1_200, &["a"], 2_000), Coverage::Hard);
         let everything = PurgeRecord::split("all", 2_500, Mode::Soft, true, &[]);
         memo.insert(&everything);
-        assert_eq!(check(&memo, 2_400, &[], 2_600), Coverage::Soft);
+        assert_eq!(check(&mut memo, 2_400, &[], 2_600), Coverage::Soft);
     }
 }
