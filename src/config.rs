@@ -158,7 +158,8 @@ impl Config {
             // A prefix that reads as the root would take the whole site.
             Some(v)
                 if v.starts_with('/')
-                    && !v.contains(['?', '#', ' '])
+                    && v.bytes().all(|b| b.is_ascii_graphic())
+                    && !v.contains(['?', '#'])
                     && crate::normalize::lenient_path(&v) != "/" =>
             {
                 v.trim_end_matches('/').to_string()
@@ -374,6 +375,8 @@ mod tests {
             ("ADMIN_PATH", "admin"),
             ("ADMIN_PATH", "/"),
             ("ADMIN_PATH", "//"),
+            ("ADMIN_PATH", "/a\u{7f}"),
+            ("ADMIN_PATH", "/ädmin"),
             ("ADMIN_PATH", "/./"),
             ("CACHE_NAME", "edge cache"),
             ("HEURISTIC_FRESHNESS", "150"),

@@ -230,6 +230,7 @@ mod tests {
             key("https://example.com/a?b=2")
         );
         assert_ne!(key("https://a.example/x"), key("https://b.example/x"));
+        assert_eq!(key("https://example.com./a"), key("https://example.com/a"));
         assert_ne!(key("http://example.com/x"), key("https://example.com/x"));
     }
 

@@ -251,8 +251,9 @@ fn absolute(url: &str, site: &Site) -> Result<Uri, ApiError> {
 
 /// `url` with the characters percent-encoded that the runtime's URL parser
 /// (WHATWG URL) encodes in what a client sends: in the path space, `"`,
-/// `<`, `>`, `` ` ``, `{`, `}`; in the query space, `"`, `<`, `>`, `'`. A
-/// purge of `/s?q='x'` then names the entry a client's `/s?q='x'` made.
+/// `<`, `>`, `` ` ``, `{`, `}`; in the query space, `"`, `<`, `>`, `'`; and
+/// everything not ASCII, as UTF-8. A purge of `/s?q='x'` or `/café` then
+/// names the entry a client's `/s?q='x'` or `/café` made.
 fn whatwg_encoded(url: &str) -> String {
     let path_start = url.find("://").map_or(0, |i| {
         url[i + 3..].find('/').map_or(url.len(), |j| i + 3 + j)
@@ -266,8 +267,13 @@ fn whatwg_encoded(url: &str) -> String {
                 false => matches!(c, ' ' | '"' | '<' | '>' | '`' | '{' | '}'),
                 true => matches!(c, ' ' | '"' | '<' | '>' | '\''),
             };
-        match encode {
-            true => out.push_str(&format!("%{:02X}", c as u32)),
+        match encode || (i >= path_start && !c.is_ascii()) {
+            true => {
+                let mut buf = [0; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
             false => out.push(c),
         }
     }
@@ -366,6 +372,9 @@ mod tests {
             odd.urls[0].uri().to_string(),
             "https://shop.test/s?q=%27x%27%20y"
         );
+        let accented = read(r#"{"urls": ["/café?q=é"]}"#).unwrap();
+        let accented = accented.urls[0].uri().to_string();
+        assert_eq!(accented, "https://shop.test/caf%C3%A9?q=%C3%A9");
         assert_eq!(p.digests().len(), 6);
         assert!(read(r#"{"everything": true}"#).unwrap().everything);
     }

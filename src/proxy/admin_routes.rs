@@ -99,7 +99,20 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
                 .map_or(String::new(), |a| a.as_str().to_ascii_lowercase()),
         };
         let (parts, body) = request.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let result = match api {
+            // Refused unread: a body read part way and then dropped leaves
+            // the client's connection in a state the next request pays for.
+            Api::Purge | Api::Warm if declared.is_some_and(|n| n > api::MAX_BODY) => {
+                Err(ApiError {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    message: format!("the request body is over {} bytes", api::MAX_BODY),
+                })
+            }
             Api::Purges => self.list_purges().await,
             Api::Purge | Api::Warm => match body.bytes(api::MAX_BODY).await {
                 Ok(Some(body)) if api == Api::Purge => self.purge(&body, &site, now).await,

@@ -48,6 +48,11 @@ pub struct Memo {
     /// client that disconnected) never ends, so one older than
     /// [`ABANDONED_MS`] no longer counts.
     reading_since: Option<u64>,
+    /// When the last read failed or took too long: while the records are
+    /// still trusted, requests then stop waiting on KV for a while and
+    /// read it in the background instead (a hanging KV must not add its
+    /// timeout to every request).
+    failed_at_ms: Option<u64>,
     /// Purges this isolate is holding back for their second.
     pub pacer: Pacer,
     /// Changes whenever the records do.
@@ -81,9 +86,13 @@ impl Memo {
         let reading = self
             .reading_since
             .is_some_and(|since| now_ms.saturating_sub(since) < ABANDONED_MS);
+        let backing_off = self
+            .failed_at_ms
+            .is_some_and(|at| now_ms.saturating_sub(at) < every_ms);
+        let trusted = age.is_some_and(|age| age <= TRUST_MS + every_ms);
         match age {
             Some(age) if age < every_ms / 2 => Refresh::Use,
-            Some(age) if age < every_ms => match reading {
+            Some(age) if age < every_ms || (trusted && backing_off) => match reading {
                 true => Refresh::Use,
                 false => Refresh::UseAndRefresh,
             },
@@ -105,13 +114,18 @@ impl Memo {
     /// records stay, trusted for [`TRUST_MS`] after the last good read).
     pub fn end_read(&mut self, listing: Option<KvList>, now_ms: u64) {
         self.reading_since = None;
-        let Some(listing) = listing else { return };
+        let Some(listing) = listing else {
+            self.failed_at_ms = Some(now_ms);
+            return;
+        };
         let mut records: Vec<PurgeRecord> = listing
             .keys
             .iter()
             .filter_map(|k| PurgeRecord::parse(&k.name, k.metadata.as_deref()?))
             .collect();
-        let listed_oldest = records.iter().map(|r| r.at_ms).min().unwrap_or(0);
+        // A listing cut short with nothing readable (a future format)
+        // vouches for nothing older than now.
+        let listed_oldest = records.iter().map(|r| r.at_ms).min().unwrap_or(now_ms);
         self.floor_ms = (!listing.complete).then_some(listed_oldest);
         self.local
             .retain(|r| r.at_ms.saturating_add(LOCAL_MS) > now_ms);
@@ -279,7 +293,10 @@ mod tests {
         assert_eq!(stuck.refresh(100 + ABANDONED_MS, EVERY), Refresh::ReadFirst);
         // A failed read keeps the old records; once too old, read first.
         memo.end_read(None, 12_700);
-        assert_eq!(memo.refresh(15_000, EVERY), Refresh::ReadFirst);
+        // But not again while the failure is recent and the records trusted:
+        // in the background.
+        assert_eq!(memo.refresh(15_000, EVERY), Refresh::UseAndRefresh);
+        assert_eq!(memo.refresh(17_700, EVERY), Refresh::ReadFirst);
     }
 
     #[test]
