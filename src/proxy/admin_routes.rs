@@ -16,6 +16,10 @@ use serde::Serialize;
 /// clocks that disagree a little.
 const RECORD_MARGIN_SECS: u64 = 300;
 
+/// Bytes of an over-long API body still read (and dropped) to keep the
+/// client's connection usable.
+const DRAINED: u64 = 8 * 1024 * 1024;
+
 /// Purges `GET /purges` lists, newest first.
 const LISTED: usize = 20;
 
@@ -105,16 +109,14 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         let result = match api {
-            // Refused unread: a body read part way and then dropped leaves
-            // the client's connection in a state the next request pays for.
-            Api::Purge | Api::Warm if declared.is_some_and(|n| n > api::MAX_BODY) => {
-                Err(ApiError {
-                    status: StatusCode::PAYLOAD_TOO_LARGE,
-                    message: format!("the request body is over {} bytes", api::MAX_BODY),
-                })
-            }
+            // Past what is worth draining: refused unread (the runtime may
+            // then close the connection).
+            Api::Purge | Api::Warm if declared.is_some_and(|n| n > DRAINED) => Err(ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                message: format!("the request body is over {} bytes", api::MAX_BODY),
+            }),
             Api::Purges => self.list_purges().await,
-            Api::Purge | Api::Warm => match body.bytes(api::MAX_BODY).await {
+            Api::Purge | Api::Warm => match self.admin_body(body).await {
                 Ok(Some(body)) if api == Api::Purge => self.purge(&body, &site, now).await,
                 Ok(Some(body)) => {
                     let warm = (body.as_slice(), &parts.headers);
@@ -132,6 +134,23 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         match result {
             Ok(json) => self.json(StatusCode::OK, &json, now),
             Err(error) => self.api_error(error, now),
+        }
+    }
+
+    /// The API request's body, `None` when over [`api::MAX_BODY`]. A longer
+    /// body is still read to its end (up to [`DRAINED`], JS-side): one
+    /// read part way and dropped leaves the client's keep-alive connection
+    /// broken for its next request.
+    async fn admin_body(&self, body: B) -> Result<Option<Vec<u8>>, PlatformError> {
+        let limit = ReadLimit {
+            bytes: DRAINED,
+            ms: u64::from(self.config.origin_timeout_secs) * 1000,
+        };
+        match body.buffered(limit).await? {
+            Buffered::Whole(body, length) if length <= api::MAX_BODY => {
+                body.bytes(api::MAX_BODY).await
+            }
+            Buffered::Whole(..) | Buffered::PassOn(..) => Ok(None),
         }
     }
 

@@ -325,3 +325,35 @@ test('review: with KV unreadable, entries are revalidated first and a burst stil
     await broken.dispose();
   }
 });
+
+test('review 2: an oversized admin body is refused unread and the connection stays usable; non-ASCII URL purges match', async () => {
+  const { default: http } = await import('node:http');
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const send = (method, path, body, headers = {}) => new Promise((resolve, reject) => {
+    const req = http.request(new URL(path, worker.url), { method, agent, headers: { host: 'shop.test', ...headers } }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode, body: text }));
+    });
+    req.setTimeout(5000, () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end(body);
+  });
+  try {
+    const big = JSON.stringify({ tags: ['x'.repeat(400 * 1024)] });
+    // Refused before the body is read: the runtime answers 413 and may close
+    // the connection while the client still writes (a reset, as HTTP allows).
+    const refused = await send('POST', '/_admin/purge', big, { authorization: `Bearer ${TOKEN}`, 'content-length': String(Buffer.byteLength(big)) })
+      .catch((e) => ({ status: e.code }));
+    assert.ok([413, 'ECONNRESET', 'EPIPE'].includes(refused.status), String(refused.status));
+    const next = await send('POST', '/_admin/purge', '{"tags": ["after-413"]}', { authorization: `Bearer ${TOKEN}` });
+    assert.equal(next.status, 200, next.body);
+  } finally {
+    agent.destroy();
+  }
+  counted('/caf%C3%A9', {});
+  await worker.fetch('/café');
+  await worker.stored('/caf%C3%A9');
+  await purge(worker, { urls: ['/café'] });
+  assert.match((await worker.fetch('/café')).cacheStatus, /fwd=uri-miss/);
+});
