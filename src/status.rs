@@ -8,6 +8,15 @@ use http::header::{HeaderMap, HeaderValue};
 
 pub const CACHE_STATUS: &str = "cache-status";
 
+/// The last `Cache-Status` member of a response: this cache's own.
+pub fn last_member(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(CACHE_STATUS)
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+}
+
 /// Where the request ended up; each phase maps onto one `Cache-Status` shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {

@@ -309,32 +309,26 @@ fn render(piece: &Piece, results: &[Option<Fetched>]) -> Option<Result<Vec<u8>, 
                 (other, _) => other,
             })
         }
-        Piece::Try { attempt, except } => {
-            let attempted: Option<Result<Vec<u8>, String>> = attempt
-                .iter()
-                .map(|p| render(p, results))
-                .collect::<Option<Vec<_>>>()
-                .map(|parts| {
-                    parts
-                        .into_iter()
-                        .collect::<Result<Vec<_>, _>>()
-                        .map(|p| p.concat())
-                });
-            match attempted? {
-                Ok(bytes) => Some(Ok(bytes)),
-                Err(_) => except
-                    .iter()
-                    .map(|p| render(p, results))
-                    .collect::<Option<Vec<_>>>()
-                    .map(|parts| {
-                        parts
-                            .into_iter()
-                            .collect::<Result<Vec<_>, _>>()
-                            .map(|p| p.concat())
-                    }),
-            }
-        }
+        Piece::Try { attempt, except } => match render_all(attempt, results)? {
+            Ok(bytes) => Some(Ok(bytes)),
+            Err(_) => render_all(except, results),
+        },
     }
+}
+
+/// Pieces rendered one after another: `None` until all are ready, the
+/// first error if any failed.
+fn render_all(pieces: &[Piece], results: &[Option<Fetched>]) -> Option<Result<Vec<u8>, String>> {
+    let parts = pieces
+        .iter()
+        .map(|p| render(p, results))
+        .collect::<Option<Vec<_>>>()?;
+    Some(
+        parts
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map(|p| p.concat()),
+    )
 }
 
 impl crate::platform::Chunks for Composer {

@@ -363,14 +363,8 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
                 })
                 .collect();
             for (response, (uri, device)) in join_all(fetches).await.into_iter().zip(batch) {
-                let cache_status = response
-                    .headers()
-                    .get_all(crate::status::CACHE_STATUS)
-                    .iter()
-                    .next_back()
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
+                let status = crate::status::last_member(response.headers());
+                let cache_status = status.unwrap_or("").to_string();
                 results.push(Warmed {
                     url: uri.to_string(),
                     device: device.as_str(),

@@ -364,13 +364,8 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             let lifetime = Lifetime::of(
                 Directives::from_headers(response.headers(), header::CACHE_CONTROL).as_ref(),
             );
-            let hit = response
-                .headers()
-                .get_all(crate::status::CACHE_STATUS)
-                .iter()
-                .next_back()
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("; hit"));
+            let hit =
+                crate::status::last_member(response.headers()).is_some_and(|v| v.contains("; hit"));
             match response.into_body().bytes(MAX_FRAGMENT_BYTES).await {
                 Ok(Some(body)) => {
                     return Ok(Fragment {
