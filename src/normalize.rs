@@ -187,7 +187,7 @@ pub fn lenient_path(path: &str) -> String {
     let mut bytes = decode_u_escapes(path.as_bytes());
     // Each round that changes anything shortens the path, so this ends.
     for _ in 0..4 {
-        let decoded = percent_decode(&bytes);
+        let decoded = decode_u_escapes(&percent_decode(&bytes));
         if decoded == bytes {
             break;
         }

@@ -69,6 +69,7 @@ mod tests {
             "/_adm%C4%B1n/x",
             "/%EF%BC%BFadmin/x",
             "/%u005Fadmin/purges",
+            "/%25u005Fadmin/purges",
             "/_admin%u002Fpurges",
         ] {
             assert!(is_admin_path(path, "/_admin"), "{path}");
