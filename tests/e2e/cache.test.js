@@ -35,7 +35,8 @@ test('a miss is stored and the next request is a hit with Age and Date', async (
   assert.equal(hit.headers.get('x-edge-cache-meta'), null);
   assert.equal(origin.calls('/basic').length, 1);
   // The query is part of the key.
-  assert.equal((await worker.fetch('/basic?x=2')).cacheStatus, 'edge-cache; fwd=uri-miss; fwd-status=200; stored; ttl=60');
+  // The same origin Date again: by now a second boundary may have passed.
+  assert.match((await worker.fetch('/basic?x=2')).cacheStatus, /^edge-cache; fwd=uri-miss; fwd-status=200; stored; ttl=(59|60)$/);
   assert.equal(origin.calls('/basic').length, 2);
 });
 
