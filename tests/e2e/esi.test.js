@@ -114,7 +114,7 @@ test('five slow fragments are fetched in parallel; the first bytes arrive before
   const five = await worker.fetch('/p/five');
   const took = Date.now() - started;
   assert.equal(five.body, 'F1|F2|F3|F4|F5');
-  assert.ok(took < 1200, `five 500 ms fragments took ${took} ms`);
+  assert.ok(took < 1600, `five 500 ms fragments took ${took} ms (one after another: 2,500)`);
   assert.equal(five.headers.get('cache-control'), 'private, no-store', 'fragments not known when the head left');
 
   page('/p/stream', `<html>${'x'.repeat(2000)}<esi:include src="/p/slow"/></html>`);
@@ -132,7 +132,7 @@ test('five slow fragments are fetched in parallel; the first bytes arrive before
     text += new TextDecoder().decode(value);
   }
   const allAt = Date.now() - started;
-  assert.ok(firstAt < 800, `first bytes after ${firstAt} ms`);
+  assert.ok(firstAt < 1000, `first bytes after ${firstAt} ms (the slow fragment takes 1,500)`);
   assert.ok(allAt >= 1400, `whole page after ${allAt} ms`);
   assert.ok(text.startsWith('<html>xx') && text.endsWith('SLOW</html>'));
 });
