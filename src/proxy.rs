@@ -165,7 +165,10 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
     ) -> Response<B> {
         let client = Client::observe(request.headers(), cf_country, &self.config.client);
         let method = request.method().clone();
-        let page = matches!(method, Method::GET | Method::HEAD).then(|| compose::PageRequest {
+        let cacheable = matches!(method, Method::GET | Method::HEAD);
+        // What composing needs of the request, before the pipeline changes
+        // it; taken only when composition is on, not on every hit.
+        let page = (cacheable && self.config.esi).then(|| compose::PageRequest {
             uri: request.uri().clone(),
             headers: request.headers().clone(),
             client: client.clone(),
@@ -177,9 +180,9 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             request.headers_mut().remove(name);
         }
         client.stamp(request.headers_mut());
-        let response = match page {
-            Some(_) => self.cacheable(request, &client, now).await,
-            None => {
+        let response = match cacheable {
+            true => self.cacheable(request, &client, now).await,
+            false => {
                 self.forward(request, CacheStatus::new(Phase::Method), now)
                     .await
             }

@@ -185,6 +185,12 @@ impl Memo {
         {
             return Coverage::Unknown;
         }
+        // Most hits: no record issued by now is as new as the entry (they
+        // are sorted newest first), and nothing needs hashing.
+        let newest = self.records.iter().find(|r| r.at_ms <= now_ms);
+        if newest.is_none_or(|r| r.at_ms < subject.fetched_ms) {
+            return Coverage::Current;
+        }
         let id = {
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
             (subject.host, subject.path_and_query, subject.fetched_ms).hash(&mut hasher);
