@@ -101,11 +101,6 @@ impl Memo {
         }
     }
 
-    /// When KV was last read successfully.
-    pub fn read_at(&self) -> Option<u64> {
-        self.read_at_ms
-    }
-
     pub fn begin_read(&mut self, now_ms: u64) {
         self.reading_since = Some(now_ms);
     }

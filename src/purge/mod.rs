@@ -27,7 +27,7 @@ mod pacing;
 pub mod tags;
 
 pub use memo::{Memo, Refresh};
-pub use pacing::{Plan, Written, PACE_MS};
+pub use pacing::{Plan, Written};
 
 use crate::normalize::lenient_path;
 use serde::{Deserialize, Serialize};

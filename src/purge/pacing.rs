@@ -11,7 +11,7 @@
 use super::{Mode, Summary};
 
 /// Two purges of one target are at least this far apart in KV.
-pub const PACE_MS: u64 = 1_000;
+const PACE_MS: u64 = 1_000;
 
 /// A batch not taken this long after its time was abandoned.
 const ABANDONED_MS: u64 = 5_000;
