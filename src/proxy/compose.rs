@@ -168,7 +168,13 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             return fail(&why);
         }
         let (known, fragments, hits) = composer.known();
-        let lifetime = page_lifetime.and(known);
+        // Made for this request (its variables, its device's and country's
+        // fragments, its cookies): a cache downstream may keep it for this
+        // client only, never share it.
+        let lifetime = Lifetime {
+            private: true,
+            ..page_lifetime.and(known)
+        };
         let value = HeaderValue::from_str(&lifetime.header()).expect("ASCII");
         parts.headers.insert(header::CACHE_CONTROL, value);
         describe(&mut parts.headers, fragments, hits);
@@ -275,6 +281,11 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Resolver<'_, B,
             return Err(format!(
                 "include of {url:?} refused: not this site's host (see ESI_ALLOWED_HOSTS)"
             ));
+        }
+        // The admin routes are never the origin's, in any spelling: an
+        // include of them would carry the client's credentials there.
+        if crate::admin::is_admin_path(uri.path(), &self.proxy.config.admin_path) {
+            return Err(format!("include of {url:?} refused: an admin route"));
         }
         let key = normalize(&uri, &self.proxy.config.tracking).map(|u| u.uri().to_string());
         if key

@@ -34,7 +34,7 @@ test('a page composed from fragments with different lifetimes and tags; honest h
   const first = await worker.fetch('/c/page');
   assert.equal(first.status, 200);
   assert.equal(first.body, '<header>HEAD#1</header><main>PRICES#1</main>HEAD#1');
-  assert.equal(first.headers.get('cache-control'), 'max-age=30');
+  assert.equal(first.headers.get('cache-control'), 'private, max-age=30', 'made for this client: never shared downstream');
   for (const gone of ['etag', 'set-cookie', 'surrogate-control', 'cache-tag', 'content-length']) assert.equal(first.headers.get(gone), null, gone);
   assert.match(first.cacheStatus, /esi-fragments=2; esi-hits=0$/);
   await worker.stored('/c/head');

@@ -51,6 +51,10 @@ fn site(req: &Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError> {
             )
         }
         "/deep/5" => (vec![("cache-control", "max-age=60")], "5".into()),
+        "/admin-include" => (
+            vec![esi, ("cache-control", "max-age=60")],
+            r#"a<esi:include src="/_admin/purges" onerror="continue"/><esi:include src="/%5Fadmin/purges" onerror="continue"/>b"#.into(),
+        ),
         "/offsite" => (
             vec![esi, ("cache-control", "max-age=60")],
             r#"a<esi:include src="http://169.254.169.254/latest" onerror="continue"/>b<esi:include src="https://evil.test/x" alt="/frag/a"/>c"#.into(),
@@ -82,8 +86,8 @@ fn a_page_is_composed_from_fragments_each_cached_on_its_own() {
     assert_eq!(page.body(), b"<h1>A</h1><p>B-mobile</p>A");
     let headers = page.headers();
     assert_eq!(
-        headers["cache-control"], "max-age=30",
-        "the most restrictive part"
+        headers["cache-control"], "private, max-age=30",
+        "the most restrictive part, for this client only"
     );
     for gone in [
         "etag",
@@ -166,6 +170,20 @@ fn bombs_loops_depth_and_other_hosts_are_bounded() {
     let deep = h.get("/deep/1");
     assert_eq!(deep.status(), 502, "deeper than three levels");
     assert_eq!(calls_to(&h, "/deep/5"), 0);
+    let admin = h.send(
+        "GET",
+        "/admin-include",
+        &[("authorization", "Bearer secret")],
+    );
+    assert_eq!(
+        admin.body(),
+        b"ab",
+        "admin routes are refused without a request"
+    );
+    assert_eq!(
+        calls_to(&h, "/_admin/purges") + calls_to(&h, "/%5Fadmin/purges"),
+        0
+    );
     let offsite = h.get("/offsite");
     assert_eq!(offsite.body(), b"abAc", "refused, then its alt");
     let seen = h.proxy.origin.seen.borrow();
