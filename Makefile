@@ -15,7 +15,7 @@ build: setup
 ## Runs the worker under wrangler dev on 127.0.0.1:8787 (demo origin unless ORIGIN is set).
 dev: setup
 	@echo "admin page: http://127.0.0.1:8787/_admin/  token: $$(sed -n 's/^ADMIN_TOKEN=//p' .dev.vars)"
-	npx wrangler dev --ip 127.0.0.1 --port 8787 --var ESI:on $(if $(ORIGIN),--var ORIGIN:$(ORIGIN))
+	npx wrangler dev --ip 127.0.0.1 --port 8787 $(if $(ORIGIN),--var ORIGIN:$(ORIGIN))
 
 ## Every test layer: lint, native core, wasm-bindgen, end to end in workerd.
 test: setup lint test-native test-wasm test-e2e

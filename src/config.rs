@@ -50,8 +50,9 @@ pub struct Config {
     /// `ESI_ALLOWED_HOSTS`: hosts (lower-case, with any port) that absolute
     /// ESI includes may name besides the page's own and the origin's.
     pub esi_allowed_hosts: Vec<String>,
-    /// `ESI`: compose pages that ask for it (`on`), or pass them through
-    /// as they are (`off`, the default while composition is experimental).
+    /// `ESI`: compose pages that ask for it (`on`, the default: a page is
+    /// composed only when its origin says so), or pass them through as they
+    /// are (`off`).
     pub esi: bool,
 }
 
@@ -275,8 +276,8 @@ impl Config {
             .filter(|h| !h.is_empty())
             .collect();
         let esi = match get("ESI").as_deref() {
-            None | Some("off") => false,
-            Some("on") => true,
+            None | Some("on") => true,
+            Some("off") => false,
             Some(v) => return Err(err("ESI", format!("{v:?} must be on or off"))),
         };
         Ok(Config {

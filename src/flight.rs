@@ -10,7 +10,7 @@
 //!
 //! A waiter is woken through a signal it made itself ([`Background::signal`]),
 //! so that it resumes in its own request's context; the registry holds only
-//! plain data. What a waiter does with each outcome is the proxy's business
+//! plain data and wake-ups. What a waiter does with each outcome is the proxy's business
 //! (see `proxy::coalesce`); waiting is bounded by the caller.
 
 use crate::platform::{Background, OriginError};

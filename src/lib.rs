@@ -34,14 +34,17 @@ mod memory;
 #[cfg(target_arch = "wasm32")]
 mod edge;
 
-/// Takes and returns `web_sys` types: with `worker::Request`/`Response` the
+/// The fetch handler, exported by hand rather than through
+/// `#[worker::event(fetch)]`, whose `future_to_promise` runs every request on
+/// one queue (see `edge::task` for why that breaks coalesced requests). It
+/// takes and returns `web_sys` types: with `worker::Request`/`Response` the
 /// glue would rebuild every response once more, which costs the hit path ~15%.
 #[cfg(target_arch = "wasm32")]
-#[worker::event(fetch)]
-async fn fetch(
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn fetch(
     request: web_sys::Request,
     env: worker::Env,
-    ctx: worker::Context,
-) -> worker::Result<web_sys::Response> {
-    edge::handle(request, env, ctx).await
+    ctx: worker_sys::Context,
+) -> js_sys::Promise {
+    edge::fetch(request, env, ctx)
 }

@@ -147,8 +147,9 @@ pub trait Background: Clone + 'static {
     /// Completes after `ms` milliseconds.
     fn sleep(&self, ms: u64) -> impl Future<Output = ()> + 'static;
     /// A one-shot wake-up: calling the first half completes the second.
-    /// The request that will wait makes it, so that in workerd it resumes in
-    /// its own request's context whoever calls it.
+    /// The request that will wait makes it, and resumes in its own
+    /// request's context whoever calls it (in workerd another request's
+    /// I/O is refused).
     fn signal(&self) -> (Box<dyn FnOnce()>, impl Future<Output = ()> + 'static);
 }
 

@@ -167,7 +167,8 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         let method = request.method().clone();
         let cacheable = matches!(method, Method::GET | Method::HEAD);
         // What composing needs of the request, before the pipeline changes
-        // it; taken only when composition is on, not on every hit.
+        // it. A few small copies: the response says whether it is a
+        // template only after the pipeline has had the request.
         let page = (cacheable && self.config.esi).then(|| compose::PageRequest {
             uri: request.uri().clone(),
             headers: request.headers().clone(),

@@ -7,6 +7,7 @@
 mod body;
 mod convert;
 mod runtime;
+mod task;
 
 use crate::config::{Config, OriginConfig};
 use crate::flight::Flights;
@@ -20,7 +21,7 @@ use runtime::{EdgeBackground, EdgeKv, EdgeOrigin, EdgeStorage, OriginTarget};
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 use wasm_bindgen::JsCast;
-use worker::{Context, Env};
+use worker::Env;
 use worker_sys::ext::RequestExt;
 
 thread_local! {
@@ -49,11 +50,28 @@ fn config(env: &Env) -> Result<Rc<Config>, crate::config::ConfigError> {
     Ok(config)
 }
 
-/// Handles one fetch event.
-pub async fn handle(
+/// Handles one fetch event: a promise of its response. A failure to build
+/// one is logged and answered with a 500.
+pub fn fetch(request: web_sys::Request, env: Env, ctx: worker_sys::Context) -> js_sys::Promise {
+    task::promise(async move {
+        match handle(request, env, ctx).await {
+            Ok(response) => Ok(response.into()),
+            Err(e) => {
+                worker::console_error!("edge-cache: {e}");
+                let init = web_sys::ResponseInit::new();
+                init.set_status(500);
+                let text = Some("edge-cache: internal error\n");
+                let response = web_sys::Response::new_with_opt_str_and_init(text, &init)?;
+                Ok(response.into())
+            }
+        }
+    })
+}
+
+async fn handle(
     request: web_sys::Request,
     env: Env,
-    ctx: Context,
+    ctx: worker_sys::Context,
 ) -> worker::Result<web_sys::Response> {
     console_error_panic_hook::set_once();
     let now = UNIX_EPOCH + Duration::from_millis(js_sys::Date::now() as u64);

@@ -10,7 +10,6 @@ use std::future::Future;
 use std::rc::Rc;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use worker::Context;
 use worker_sys::ext::CacheStorageExt;
 
 /// `caches.default`, called through `web_sys` so that a hit's response
@@ -168,13 +167,21 @@ pub fn set_manual(init: &JsValue, option: Manual) {
     });
 }
 
+/// The longest a fired signal goes unnoticed by its waiter.
+const SIGNAL_POLL_MAX_MS: u64 = 16;
+
 /// `ctx.wait_until` for background work; the console for warnings.
 #[derive(Clone)]
-pub struct EdgeBackground(pub Rc<Context>);
+pub struct EdgeBackground(pub Rc<worker_sys::Context>);
 
 impl Background for EdgeBackground {
     fn spawn(&self, task: impl Future<Output = ()> + 'static) {
-        self.0.wait_until(task);
+        let promise = super::task::promise(async move {
+            task.await;
+            Ok(JsValue::UNDEFINED)
+        });
+        // Fails only on a context that is not a fetch event's.
+        let _ = self.0.wait_until(&promise);
     }
 
     fn warn(&self, message: &str) {
@@ -188,18 +195,25 @@ impl Background for EdgeBackground {
         }
     }
 
-    /// A promise made by the waiting request, resolved by whoever fires it:
-    /// workerd runs its continuation in the request that made it.
+    /// A flag the waiting request polls on timers of its own, 1 ms after
+    /// it starts waiting, then at doubling intervals up to
+    /// [`SIGNAL_POLL_MAX_MS`]. A promise resolved by whoever fires it would
+    /// wake the waiter sooner, but workerd runs that continuation with the
+    /// resolving request's async context: under load (a stampede after a
+    /// minute of composed pages) every waiter's cache read or fetch then
+    /// failed with "Cannot perform I/O on behalf of a different request
+    /// (I/O type: SpanParent)". A timer's continuation is always its
+    /// maker's.
     fn signal(&self) -> (Box<dyn FnOnce()>, impl Future<Output = ()> + 'static) {
-        let mut fire = None;
-        let promise = js_sys::Promise::new(&mut |resolve, _| fire = Some(resolve));
-        let fire = Box::new(move || {
-            if let Some(resolve) = fire {
-                let _ = resolve.call0(&JsValue::NULL);
+        let fired = Rc::new(std::cell::Cell::new(false));
+        let fire = fired.clone();
+        let background = self.clone();
+        (Box::new(move || fire.set(true)), async move {
+            let mut interval = 1;
+            while !fired.get() {
+                background.sleep(interval).await;
+                interval = (interval * 2).min(SIGNAL_POLL_MAX_MS);
             }
-        });
-        (fire, async move {
-            let _ = JsFuture::from(promise).await;
         })
     }
 }

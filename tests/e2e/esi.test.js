@@ -13,7 +13,7 @@ let origin;
 let worker;
 before(async () => {
   origin = await startOrigin();
-  worker = await startWorker({ ORIGIN: origin.url, ADMIN_TOKEN: TOKEN, COUNTRY_HEADER: 'x-test-country', ORIGIN_TIMEOUT: '5', ESI: 'on' });
+  worker = await startWorker({ ORIGIN: origin.url, ADMIN_TOKEN: TOKEN, COUNTRY_HEADER: 'x-test-country', ORIGIN_TIMEOUT: '5' });
 });
 after(async () => {
   await worker?.dispose();

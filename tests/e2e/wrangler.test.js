@@ -18,7 +18,7 @@ before(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   // As `make dev` starts it: composition on for the demo page.
-  dev = spawn('npx', ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state, '--var', 'ESI:on'], {
+  dev = spawn('npx', ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state], {
     env,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
