@@ -1,10 +1,17 @@
 //! What the cache knows about the client, normalised: device class and country.
 //!
-//! Both are sent to the origin as `CF-Device-Type` and `CF-IPCountry`,
-//! overwriting whatever the client sent, so an origin that answers
-//! `Vary: CF-Device-Type` or `Vary: CF-IPCountry` is keyed on exactly the
-//! values it saw. With `COUNTRY_GROUPS`, the group name is sent in place of the
-//! country: the origin then cannot answer per country what is cached per group.
+//! Both are sent to the origin under names of our own ([`OriginNames`],
+//! `X-Edge-Device-Type` and `X-Edge-Country` by default) and under
+//! Cloudflare's `CF-Device-Type` and `CF-IPCountry`, overwriting whatever
+//! the client sent under any of them. An origin that answers `Vary` on
+//! either name is keyed on exactly the values the worker sent. The
+//! Cloudflare names are aliases for origins written for Cloudflare's own
+//! device and country features: Cloudflare removes `CF-IPCountry` from a
+//! Worker's request to an origin it does not proxy and sets its own for
+//! one it does, and `cf-` names are its to set, so in production only our
+//! names are sure to arrive. With `COUNTRY_GROUPS`, the group name is sent
+//! in place of the country: the origin then cannot answer per country what
+//! is cached per group.
 
 use crate::device::{classify, DeviceClass};
 use http::header::{HeaderMap, HeaderName, HeaderValue, USER_AGENT};
@@ -12,6 +19,41 @@ use std::collections::BTreeMap;
 
 pub const DEVICE_TYPE: &str = "cf-device-type";
 pub const IP_COUNTRY: &str = "cf-ipcountry";
+/// The default names the origin receives the device class and country under.
+pub const DEFAULT_DEVICE_HEADER: &str = "x-edge-device-type";
+pub const DEFAULT_COUNTRY_HEADER: &str = "x-edge-country";
+
+/// The names the origin receives the client's traits under
+/// (`ORIGIN_DEVICE_HEADER`, `ORIGIN_COUNTRY_HEADER`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginNames {
+    pub device: HeaderName,
+    pub country: HeaderName,
+}
+
+impl Default for OriginNames {
+    fn default() -> Self {
+        OriginNames {
+            device: HeaderName::from_static(DEFAULT_DEVICE_HEADER),
+            country: HeaderName::from_static(DEFAULT_COUNTRY_HEADER),
+        }
+    }
+}
+
+impl OriginNames {
+    /// A name for one of the traits: a valid field name, not Cloudflare's
+    /// (`cf-`, which it removes or sets itself).
+    pub fn parse_name(value: &str) -> Result<HeaderName, String> {
+        let name = HeaderName::from_bytes(value.trim().as_bytes())
+            .map_err(|_| format!("{value:?} is not a header name"))?;
+        match name.as_str().starts_with("cf-") {
+            true => Err(format!(
+                "{value:?} is Cloudflare's name space (cf-): it would not reach the origin"
+            )),
+            false => Ok(name),
+        }
+    }
+}
 /// Country used when none is known or the value is not an ISO 3166 code.
 pub const UNKNOWN_COUNTRY: &str = "XX";
 
@@ -65,6 +107,7 @@ pub struct ClientOptions {
     /// `COUNTRY_HEADER`: read the country from this request header instead of `request.cf`.
     pub country_header: Option<HeaderName>,
     pub country_groups: CountryGroups,
+    pub origin_names: OriginNames,
 }
 
 /// The normalised client traits.
@@ -120,11 +163,23 @@ impl Client {
         headers.insert("sec-ch-ua-mobile", HeaderValue::from_static(mobile));
     }
 
-    /// Sets `CF-Device-Type` and `CF-IPCountry` on the request to the origin.
-    pub fn stamp(&self, headers: &mut HeaderMap) {
-        headers.insert(DEVICE_TYPE, HeaderValue::from_static(self.device.as_str()));
-        if let Ok(country) = HeaderValue::from_str(&self.country) {
-            headers.insert(IP_COUNTRY, country);
+    /// Sets the device class and country on the request to the origin,
+    /// under `names` and Cloudflare's aliases alike.
+    pub fn stamp(&self, headers: &mut HeaderMap, names: &OriginNames) {
+        let device = HeaderValue::from_static(self.device.as_str());
+        headers.insert(DEVICE_TYPE, device.clone());
+        headers.insert(&names.device, device);
+        match HeaderValue::from_str(&self.country) {
+            Ok(country) => {
+                headers.insert(IP_COUNTRY, country.clone());
+                headers.insert(&names.country, country);
+            }
+            Err(_) => {
+                // Not reached (codes and group names are ASCII letters):
+                // what the client sent must not stand in.
+                headers.remove(IP_COUNTRY);
+                headers.remove(&names.country);
+            }
         }
     }
 }
@@ -136,6 +191,7 @@ mod tests {
 
     fn options(header: Option<&str>, groups: &str) -> ClientOptions {
         ClientOptions {
+            origin_names: OriginNames::default(),
             country_header: header.map(|h| HeaderName::from_bytes(h.as_bytes()).unwrap()),
             country_groups: CountryGroups::parse(groups).unwrap(),
         }
@@ -204,14 +260,39 @@ mod tests {
     }
 
     #[test]
-    fn stamped_headers_overwrite_the_clients() {
+    fn stamped_headers_overwrite_the_clients_under_every_name() {
+        let names = OriginNames {
+            device: OriginNames::parse_name("X-Class").unwrap(),
+            country: OriginNames::parse_name("x-geo").unwrap(),
+        };
         let mut h = header_map(&[
             ("cf-device-type", "tablet"),
             ("cf-ipcountry", "ZZ"),
+            ("x-class", "tablet"),
+            ("x-geo", "ZZ"),
             ("user-agent", "Mozilla/5.0 (iPhone)"),
         ]);
-        Client::observe(&h, Some("DE"), &ClientOptions::default()).stamp(&mut h);
-        assert_eq!(h["cf-device-type"], "mobile");
-        assert_eq!(h["cf-ipcountry"], "DE");
+        Client::observe(&h, Some("DE"), &ClientOptions::default()).stamp(&mut h, &names);
+        for (name, value) in [
+            ("cf-device-type", "mobile"),
+            ("x-class", "mobile"),
+            ("cf-ipcountry", "DE"),
+            ("x-geo", "DE"),
+        ] {
+            assert_eq!(
+                h.get_all(name).iter().collect::<Vec<_>>(),
+                [value],
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn origin_names_are_field_names_outside_cloudflares() {
+        assert_eq!(OriginNames::parse_name(" X-Device ").unwrap(), "x-device");
+        assert!(OriginNames::parse_name("CF-Device")
+            .unwrap_err()
+            .contains("cf-"));
+        assert!(OriginNames::parse_name("a b").is_err());
     }
 }

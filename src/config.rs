@@ -5,10 +5,12 @@
 //! (and is tested) natively. A malformed value is a [`ConfigError`] naming the
 //! variable, which the edge turns into a 500 and a log line, never a panic.
 
-use crate::client::{ClientOptions, CountryGroups};
+use crate::client::{
+    ClientOptions, CountryGroups, OriginNames, DEFAULT_COUNTRY_HEADER, DEFAULT_DEVICE_HEADER,
+};
 use crate::cookies::BypassCookies;
 use crate::key::{PathRules, UserAgentKey};
-use crate::normalize::{TrackingParams, DEFAULT_TRACKING};
+use crate::normalize::{OriginUrl, TrackingParams, DEFAULT_TRACKING};
 use crate::policy::{PolicyOptions, DEFAULT_MAX_STORED_BODY};
 use crate::stale::StaleDefaults;
 use http::{HeaderName, Uri};
@@ -32,7 +34,10 @@ pub struct Config {
     pub origin_timeout_secs: u32,
     /// `TRACKING_PARAMS`: query parameters dropped from the key and the origin URL.
     pub tracking: TrackingParams,
-    /// `COUNTRY_HEADER`, `COUNTRY_GROUPS`.
+    /// `ORIGIN_URL`: `client` (default), the client's path and query less
+    /// tracking parameters; `normalized`, the key's.
+    pub origin_url: OriginUrl,
+    /// `COUNTRY_HEADER`, `COUNTRY_GROUPS`, `ORIGIN_DEVICE_HEADER`, `ORIGIN_COUNTRY_HEADER`.
     pub client: ClientOptions,
     /// `BYPASS_COOKIES`: requests carrying these cookies bypass the cache.
     pub bypass_cookies: BypassCookies,
@@ -242,6 +247,26 @@ impl Config {
                     .map_err(|_| err("COUNTRY_HEADER", format!("{v:?} is not a header name")))?,
             ),
         };
+        let origin_names = OriginNames {
+            device: OriginNames::parse_name(
+                &get("ORIGIN_DEVICE_HEADER").unwrap_or(DEFAULT_DEVICE_HEADER.to_string()),
+            )
+            .map_err(|r| err("ORIGIN_DEVICE_HEADER", r))?,
+            country: OriginNames::parse_name(
+                &get("ORIGIN_COUNTRY_HEADER").unwrap_or(DEFAULT_COUNTRY_HEADER.to_string()),
+            )
+            .map_err(|r| err("ORIGIN_COUNTRY_HEADER", r))?,
+        };
+        let origin_url = match get("ORIGIN_URL").as_deref() {
+            None | Some("client") => OriginUrl::Client,
+            Some("normalized") => OriginUrl::Normalized,
+            Some(v) => {
+                return Err(err(
+                    "ORIGIN_URL",
+                    format!("{v:?} must be client or normalized"),
+                ))
+            }
+        };
         let country_groups = match get("COUNTRY_GROUPS") {
             None => CountryGroups::default(),
             Some(v) => CountryGroups::parse(&v).map_err(|r| err("COUNTRY_GROUPS", r))?,
@@ -289,9 +314,11 @@ impl Config {
             origin,
             origin_timeout_secs,
             tracking,
+            origin_url,
             client: ClientOptions {
                 country_header,
                 country_groups,
+                origin_names,
             },
             bypass_cookies,
             user_agent,
@@ -401,6 +428,9 @@ mod tests {
             ("PURGE_REFRESH", "301"),
             ("EXPOSE_TAGS", "yes"),
             ("ESI", "yes"),
+            ("ORIGIN_URL", "raw"),
+            ("ORIGIN_DEVICE_HEADER", "cf-device"),
+            ("ORIGIN_COUNTRY_HEADER", "a:b"),
         ];
         for (name, value) in cases {
             let e = parse(&[(name, value)]).unwrap_err();

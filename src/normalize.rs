@@ -1,9 +1,10 @@
 //! URL normalisation for cache keys (RFC 3986 §6.2.2) and tracking-parameter
 //! removal.
 //!
-//! The normalised URL is the key and also what the origin is asked for on a
-//! cache-eligible request, so a response can depend on nothing the key leaves
-//! out. Written by hand: the `url` crate parses to WHATWG rules the runtime has
+//! The normalised URL is the key. The origin is asked for the client's own
+//! path and query less the tracking parameters ([`origin_uri`]), so that
+//! signed URLs still check, or for the key itself (`ORIGIN_URL=normalized`).
+//! Written by hand: the `url` crate parses to WHATWG rules the runtime has
 //! already applied, and would add to the wasm without doing the query work.
 
 use http::uri::{Authority, Scheme, Uri};
@@ -132,6 +133,65 @@ pub fn normalize(uri: &Uri, tracking: &TrackingParams) -> Option<NormalizedUri> 
         .build()
         .ok()
         .map(NormalizedUri)
+}
+
+/// What the origin is asked for on a cache-eligible request (`ORIGIN_URL`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OriginUrl {
+    /// The client's own path and query, less its tracking parameters.
+    #[default]
+    Client,
+    /// The normalised URL: the key itself.
+    Normalized,
+}
+
+/// The URL a cache-eligible request asks the origin for: the normalised
+/// scheme and host, and with [`OriginUrl::Client`] the client's path and
+/// query byte for byte, less the tracking parameters, so that a signature
+/// over the query (an HMAC token, a presigned URL) still checks at the
+/// origin. Sharing the answer under the normalised key stays sound: what
+/// the two differ in is RFC 3986 §6.2.2 equivalence (escapes of unreserved
+/// characters, the case of hex digits), which cannot change a conforming
+/// origin's answer, and the order of differently named parameters, which
+/// no common framework reads. Tracking parameters are removed from both,
+/// so no answer can depend on one the key leaves out.
+pub fn origin_uri(
+    client: &Uri,
+    normalized: NormalizedUri,
+    tracking: &TrackingParams,
+    mode: OriginUrl,
+) -> Uri {
+    if mode == OriginUrl::Normalized {
+        return normalized.into_uri();
+    }
+    let path = match client.path() {
+        "" => "/",
+        p => p,
+    };
+    let tracked = |param: &&str| {
+        let name = &param[..param.find('=').unwrap_or(param.len())];
+        !param.is_empty() && tracking.matches(&decode_lossy(name))
+    };
+    let path_and_query = match client.query() {
+        None => path.to_string(),
+        Some(query) if !query.split('&').any(|p| tracked(&p)) => format!("{path}?{query}"),
+        Some(query) => {
+            let kept: Vec<&str> = query
+                .split('&')
+                .filter(|p| !p.is_empty() && !tracked(p))
+                .collect();
+            match kept.is_empty() {
+                true => path.to_string(),
+                false => format!("{path}?{}", kept.join("&")),
+            }
+        }
+    };
+    Uri::builder()
+        .scheme(normalized.scheme())
+        .authority(normalized.authority())
+        .path_and_query(path_and_query)
+        .build()
+        .unwrap_or_else(|_| normalized.into_uri())
 }
 
 /// RFC 3986 §6.2.2.1–2: escapes of unreserved characters are decoded, the
@@ -273,6 +333,39 @@ pub fn percent_decode(bytes: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_origin_gets_the_clients_query_less_tracking_parameters() {
+        let t = TrackingParams::default();
+        let origin = |url: &str, mode| {
+            let uri: Uri = url.parse().unwrap();
+            origin_uri(&uri, normalize(&uri, &t).unwrap(), &t, mode).to_string()
+        };
+        let signed = "https://Shop.Test/a%7eb/x?z=1&sig=k%2Fq%3D&a=%41";
+        assert_eq!(
+            origin(signed, OriginUrl::Client),
+            "https://shop.test/a%7eb/x?z=1&sig=k%2Fq%3D&a=%41"
+        );
+        assert_eq!(
+            origin(signed, OriginUrl::Normalized),
+            "https://shop.test/a~b/x?a=A&sig=k%2Fq%3D&z=1"
+        );
+        assert_eq!(
+            origin(
+                "https://shop.test/p?b=2&utm_source=x&a=1&&%67clid=3",
+                OriginUrl::Client
+            ),
+            "https://shop.test/p?b=2&a=1"
+        );
+        assert_eq!(
+            origin("https://shop.test/p?utm_source=x", OriginUrl::Client),
+            "https://shop.test/p"
+        );
+        assert_eq!(
+            origin("https://shop.test?a&&b", OriginUrl::Client),
+            "https://shop.test/?a&&b"
+        );
+    }
 
     fn norm(uri: &str) -> String {
         normalize(&uri.parse().unwrap(), &TrackingParams::default())

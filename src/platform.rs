@@ -224,3 +224,36 @@ pub async fn join_all<T>(futures: Vec<std::pin::Pin<Box<dyn Future<Output = T> +
     })
     .await
 }
+
+/// Whether the Cache API does nothing for requests to `host`: Cloudflare
+/// documents that its operations have no effect on `*.workers.dev` (also
+/// in dashboard previews and behind Cloudflare Access, which a request does
+/// not show). Such a deployment sees every request miss, without an error.
+pub fn cache_api_inert(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "workers.dev" || host.ends_with(".workers.dev")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cache_api_inert;
+
+    #[test]
+    fn workers_dev_hosts_are_where_the_cache_api_does_nothing() {
+        for host in [
+            "edge-cache.me.workers.dev",
+            "A.B.WORKERS.DEV.",
+            "workers.dev",
+        ] {
+            assert!(cache_api_inert(host), "{host}");
+        }
+        for host in [
+            "shop.test",
+            "workers.dev.shop.test",
+            "myworkers.dev",
+            "127.0.0.1",
+        ] {
+            assert!(!cache_api_inert(host), "{host}");
+        }
+    }
+}

@@ -28,7 +28,7 @@ use crate::headers::{
 };
 use crate::key::{CacheKey, UserAgentKey};
 use crate::meta::{self, EntryMeta, Freshness, Record, VaryMarker};
-use crate::normalize::{normalize, NormalizedUri};
+use crate::normalize::{normalize, origin_uri, NormalizedUri};
 use crate::platform::{
     Background, Body, Buffered, Exceeded, Kv, Origin, OriginError, PlatformError, ReadLimit,
     Storage,
@@ -180,7 +180,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             // per country what is cached per group.
             request.headers_mut().remove(name);
         }
-        client.stamp(request.headers_mut());
+        client.stamp(request.headers_mut(), &self.config.client.origin_names);
         let response = match cacheable {
             true => self.cacheable(request, &client, now).await,
             false => {
@@ -215,7 +215,13 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             return self.forward(request, status, now).await;
         };
         let key = self.key(&uri, client);
-        *request.uri_mut() = uri.into_uri();
+        let asked = origin_uri(
+            request.uri(),
+            uri,
+            &self.config.tracking,
+            self.config.origin_url,
+        );
+        *request.uri_mut() = asked;
         let only_if_cached = Directives::from_headers(request.headers(), header::CACHE_CONTROL)
             .is_some_and(|d| d.has("only-if-cached"));
         let entry = match self.lookup(&key, request.headers()).await {

@@ -34,6 +34,8 @@ thread_local! {
     static CONFIG: std::cell::RefCell<Option<Rc<Config>>> = const { std::cell::RefCell::new(None) };
     /// The purge records as this isolate last read them (plain data).
     static PURGES: Rc<std::cell::RefCell<Memo>> = Rc::default();
+    /// Whether this isolate has said that the Cache API does nothing here.
+    static WARNED_INERT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The KV namespace binding that holds purge records.
@@ -126,6 +128,14 @@ async fn handle(
         let name = &proxy.config.cache_name;
         return convert::response_to_js(local_response(code, text, &status, name, now));
     };
+    let host = http_request.uri().host().unwrap_or("");
+    if crate::platform::cache_api_inert(host) && !WARNED_INERT.replace(true) {
+        worker::console_warn!(
+            "edge-cache: nothing is cached on {host}: the Cache API does nothing on *.workers.dev \
+             (nor in dashboard previews or behind Cloudflare Access). Serve the worker from a \
+             route or a custom domain (see README, Deploying)."
+        );
+    }
     let cf_country = request.cf().and_then(|cf| cf.country().ok().flatten());
     let response = proxy.handle(http_request, cf_country.as_deref(), now).await;
     convert::response_to_js(response)

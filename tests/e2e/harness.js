@@ -64,9 +64,20 @@ export async function startOrigin() {
  * Starts the worker with `vars`; `fetch(path, init)` talks to it as a client would.
  * `kvPersist`: a directory (outside the repository) for KV, so that two
  * workers, or one restarted, share it: two locations that share only KV.
+ * The worker's log is passed on to stderr and kept in `logs` (its text).
  */
 export async function startWorker(vars = {}, { kvPersist, kv = true } = {}) {
+  const logs = [];
+  const keep = (stream) =>
+    stream.on('data', (chunk) => {
+      logs.push(chunk.toString());
+      process.stderr.write(chunk);
+    });
   const mf = new Miniflare({
+    handleRuntimeStdio(stdout, stderr) {
+      keep(stdout);
+      keep(stderr);
+    },
     modules: true,
     scriptPath: 'build/index.js',
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
@@ -86,6 +97,8 @@ export async function startWorker(vars = {}, { kvPersist, kv = true } = {}) {
     fetch,
     /** The worker's loopback address, for a browser. */
     url,
+    /** Everything the worker has logged so far. */
+    logs: () => logs.join(''),
     /** Sends `fields` as they are, over a socket (see `rawRequest`). */
     raw: (path, fields, options) => rawRequest(url, path, fields, options),
     /** Waits until `path` is answerable from cache (background writes finish after the response). */

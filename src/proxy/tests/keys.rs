@@ -4,12 +4,12 @@
 use super::*;
 
 #[test]
-fn tracking_parameters_and_order_share_one_entry_and_the_origin_sees_the_key() {
+fn tracking_parameters_and_order_share_one_entry_and_the_origin_sees_the_clients_query() {
     let h = harness(echo(""));
     let first = h.get("/p?b=2&a=1&utm_source=news");
     assert_eq!(
         first.body(),
-        b"https://shop.example/p?a=1&b=2 device=desktop country=XX"
+        b"https://shop.example/p?b=2&a=1 device=desktop country=XX"
     );
     assert_eq!(
         status(&h.get("/p?a=1&b=2&gclid=x")),
@@ -20,6 +20,46 @@ fn tracking_parameters_and_order_share_one_entry_and_the_origin_sees_the_key() {
         "edge-cache; fwd=uri-miss; fwd-status=200; stored; ttl=60"
     );
     assert_eq!(h.calls(), 2);
+}
+
+#[test]
+fn origin_url_normalized_asks_the_origin_for_the_key() {
+    let mut h = harness(echo(""));
+    h.config_mut().origin_url = crate::normalize::OriginUrl::Normalized;
+    assert_eq!(
+        h.get("/p?b=2&a=%41&utm_source=news").body(),
+        b"https://shop.example/p?a=A&b=2 device=desktop country=XX"
+    );
+}
+
+#[test]
+fn vary_on_our_device_name_or_cloudflares_keys_alike_and_cannot_be_forged() {
+    for vary in ["X-Edge-Device-Type", "CF-Device-Type"] {
+        let h = harness(echo(vary));
+        let forged = [
+            ("user-agent", IPHONE),
+            ("x-edge-device-type", "desktop"),
+            ("cf-device-type", "tablet"),
+        ];
+        assert_eq!(
+            h.send("GET", "/d", &forged).body(),
+            b"https://shop.example/d device=mobile country=XX",
+            "{vary}"
+        );
+        let pixel = h.send("GET", "/d", &[("user-agent", PIXEL)]);
+        assert_eq!(status(&pixel), "edge-cache; hit; ttl=60", "{vary}");
+        let desktop = h.send(
+            "GET",
+            "/d",
+            &[("user-agent", DESKTOP), ("x-edge-device-type", "mobile")],
+        );
+        assert_eq!(
+            desktop.body(),
+            b"https://shop.example/d device=desktop country=XX",
+            "{vary}"
+        );
+        assert_eq!(h.calls(), 2, "{vary}");
+    }
 }
 
 #[test]

@@ -1,0 +1,125 @@
+// What holds behind a real Cloudflare zone: the names the origin receives
+// the device class and country under, the URL it is asked for (signed
+// URLs), and the warning where the Cache API does nothing.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { startOrigin, startWorker, sleep } from './harness.js';
+
+const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1';
+const DESKTOP = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
+const SECRET = 'origin-signing-secret';
+
+let origin;
+let worker;
+before(async () => {
+  origin = await startOrigin();
+  worker = await startWorker({ ORIGIN: origin.url, COUNTRY_HEADER: 'x-test-country', COUNTRY_GROUPS: JSON.stringify({ DACH: ['DE', 'AT'] }) });
+});
+after(async () => {
+  await worker?.dispose();
+  await origin?.close();
+});
+
+/** Answers with the traits the origin received under every name. */
+function traits(path, vary) {
+  origin.route(path, (req) => ({
+    headers: { 'cache-control': 'max-age=600', ...(vary ? { vary } : {}) },
+    body: JSON.stringify(Object.fromEntries(['x-edge-device-type', 'x-edge-country', 'cf-device-type', 'cf-ipcountry', 'x-class', 'x-geo'].map((n) => [n, req.headers[n] ?? null]))),
+  }));
+}
+
+test('the origin gets the device class and country under X-Edge-* and CF-* names; none can be forged', async () => {
+  traits('/names');
+  const forged = { 'user-agent': IPHONE, 'x-test-country': 'at', 'x-edge-device-type': 'desktop', 'x-edge-country': 'US', 'cf-device-type': 'tablet', 'cf-ipcountry': 'FR' };
+  const res = await worker.fetch('/names', { headers: forged });
+  assert.deepEqual(JSON.parse(res.body), { 'x-edge-device-type': 'mobile', 'x-edge-country': 'DACH', 'cf-device-type': 'mobile', 'cf-ipcountry': 'DACH', 'x-class': null, 'x-geo': null });
+  const sent = origin.calls('/names')[0].rawHeaders;
+  for (const name of ['x-edge-device-type', 'x-edge-country', 'cf-device-type', 'cf-ipcountry']) {
+    assert.equal(sent.filter((n, i) => i % 2 === 0 && n.toLowerCase() === name).length, 1, `${name} is sent once`);
+  }
+});
+
+test('ORIGIN_DEVICE_HEADER and ORIGIN_COUNTRY_HEADER rename ours; a cf- name is refused', async () => {
+  const renamed = await startWorker({ ORIGIN: origin.url, COUNTRY_HEADER: 'x-test-country', ORIGIN_DEVICE_HEADER: 'X-Class', ORIGIN_COUNTRY_HEADER: 'X-Geo' });
+  const refused = await startWorker({ ORIGIN: origin.url, ORIGIN_DEVICE_HEADER: 'CF-Device' });
+  try {
+    traits('/renamed');
+    const res = await renamed.fetch('/renamed', { headers: { 'user-agent': DESKTOP, 'x-test-country': 'jp', 'x-class': 'mobile', 'x-geo': 'US' } });
+    const seen = JSON.parse(res.body);
+    assert.equal(seen['x-class'], 'desktop');
+    assert.equal(seen['x-geo'], 'JP');
+    assert.equal(seen['x-edge-device-type'], null);
+    const broken = await refused.fetch('/renamed');
+    assert.equal(broken.status, 500);
+    assert.match(broken.body, /ORIGIN_DEVICE_HEADER.*cf-/);
+  } finally {
+    await renamed.dispose();
+    await refused.dispose();
+  }
+});
+
+for (const vary of ['X-Edge-Country', 'CF-IPCountry']) {
+  test(`Vary: ${vary} keys on the normalised country; the client cannot choose its variant`, async () => {
+    const path = `/vary-${vary}`;
+    traits(path, vary);
+    const de = await worker.fetch(path, { headers: { 'x-test-country': 'de', 'x-edge-country': 'US', 'cf-ipcountry': 'US' } });
+    assert.equal(JSON.parse(de.body)['x-edge-country'], 'DACH');
+    const at = await worker.stored(path, { 'x-test-country': 'at' });
+    assert.match(at.cacheStatus, /; hit/);
+    assert.equal(JSON.parse(at.body)['x-edge-country'], 'DACH');
+    // A French client claiming the DACH variant under either name gets its own.
+    const fr = await worker.fetch(path, { headers: { 'x-test-country': 'fr', 'x-edge-country': 'DACH', 'cf-ipcountry': 'DACH' } });
+    assert.match(fr.cacheStatus, /fwd=vary-miss/);
+    assert.equal(JSON.parse(fr.body)['x-edge-country'], 'FR');
+    assert.equal(origin.calls(path).length, 2);
+  });
+}
+
+/** An origin that checks an HMAC over the path and query before `&sig=`, byte for byte. */
+function signedOrigin(path) {
+  origin.route(path, (req) => {
+    const [signed, sig] = req.url.split('&sig=');
+    const ok = sig === createHmac('sha256', SECRET).update(signed).digest('hex');
+    return ok ? { headers: { 'cache-control': 'max-age=600' }, body: `signed ${signed}` } : { status: 403, headers: { 'cache-control': 'no-store' }, body: 'bad signature' };
+  });
+}
+const sign = (pathAndQuery) => `${pathAndQuery}&sig=${createHmac('sha256', SECRET).update(pathAndQuery).digest('hex')}`;
+
+test('a signed URL reaches the origin as the client sent it, less tracking parameters, and is cached', async () => {
+  signedOrigin('/signed');
+  const url = sign('/signed?z=1&file=a%2Fb%7e&a=%41');
+  const first = await worker.fetch(`${url}&utm_source=mail`);
+  assert.equal(first.status, 200, first.body);
+  assert.equal(origin.calls('/signed')[0].url, url);
+  const again = await worker.stored(url);
+  assert.match(again.cacheStatus, /; hit/);
+  assert.equal(origin.calls('/signed').length, 1);
+});
+
+test('ORIGIN_URL=normalized asks the origin for the key: sorted, escapes normalised', async () => {
+  const normalized = await startWorker({ ORIGIN: origin.url, ORIGIN_URL: 'normalized' });
+  try {
+    signedOrigin('/signed-n');
+    const res = await normalized.fetch(sign('/signed-n?z=1&a=%41'));
+    assert.equal(res.status, 403);
+    assert.match(origin.calls('/signed-n')[0].url, /^\/signed-n\?a=A&sig=[0-9a-f]+&z=1$/);
+  } finally {
+    await normalized.dispose();
+  }
+});
+
+test('on a workers.dev host the worker says once per isolate that nothing is cached there', async () => {
+  origin.route('/dev-host', { headers: { 'cache-control': 'max-age=600' }, body: 'x' });
+  const local = await startWorker({ ORIGIN: origin.url });
+  try {
+    await local.fetch('https://shop.test/dev-host');
+    await sleep(100);
+    assert.doesNotMatch(local.logs(), /workers\.dev/);
+    for (let i = 0; i < 3; i++) assert.equal((await local.fetch('https://edge-cache.me.workers.dev/dev-host')).status, 200);
+    await sleep(200);
+    assert.equal(local.logs().match(/nothing is cached on edge-cache\.me\.workers\.dev/g)?.length, 1, local.logs());
+  } finally {
+    await local.dispose();
+  }
+});
