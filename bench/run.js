@@ -101,6 +101,16 @@ const workers = {
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
     kvNamespaces: ['CACHE_KV'],
   }),
+  // The same build with the in-isolate tier off: every hit reads the Cache API.
+  'edge-cache, hot tier off': await start('edge-cache, hot tier off', {
+    ...common,
+    bindings: { ...common.bindings, HOT_TIER_BYTES: '0' },
+    port: 0,
+    modules: true,
+    scriptPath: 'build/index.js',
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
+    kvNamespaces: ['CACHE_KV'],
+  }),
   'bare JS worker': await start('bare JS worker', { ...common, port: 0, modules: true, scriptPath: 'bench/bare-worker.js' }),
 };
 // BASELINE=<dir>/build/index.js adds an earlier build of edge-cache to the same run.
@@ -200,6 +210,10 @@ for (const [name, s] of Object.entries(summary)) {
 }
 console.log(`\nedge-cache / bare throughput: ${(report.hit_throughput_ratio * 100).toFixed(1)}%`);
 console.log(`edge-cache / bare CPU per hit (workerd process): ${(report.hit_cpu_ratio * 100).toFixed(1)}%`);
+const tierOff = summary['edge-cache, hot tier off'];
+report.tier_off_throughput_ratio = tierOff.rps / bare.rps;
+report.tier_off_cpu_ratio = tierOff.cpu_us / bare.cpu_us;
+console.log(`hot tier off (Cache API hit) / bare throughput: ${(report.tier_off_throughput_ratio * 100).toFixed(1)}%, CPU per hit: ${(report.tier_off_cpu_ratio * 100).toFixed(1)}%`);
 const baseline = summary['edge-cache (baseline)'];
 if (baseline) {
   report.baseline_throughput_ratio = baseline.rps / bare.rps;

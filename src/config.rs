@@ -52,6 +52,8 @@ pub struct Config {
     pub purge_refresh_secs: u64,
     /// `EXPOSE_TAGS`: send `Cache-Tag` / `Surrogate-Key` on to clients (debugging).
     pub expose_tags: bool,
+    /// `HOT_TIER_BYTES`: the in-isolate tier's bound (0 turns it off).
+    pub hot_tier_bytes: usize,
     /// `ESI_ALLOWED_HOSTS`: hosts (lower-case, with any port) that absolute
     /// ESI includes may name besides the page's own and the origin's.
     pub esi_allowed_hosts: Vec<String>,
@@ -60,6 +62,11 @@ pub struct Config {
     /// are (`off`).
     pub esi: bool,
 }
+
+/// The in-isolate tier's default bound: 8 MiB of the isolate's 128 MB.
+pub const DEFAULT_HOT_TIER_BYTES: usize = 8 * 1024 * 1024;
+/// Half the isolate's memory, at most.
+pub const MAX_HOT_TIER_BYTES: usize = 64 * 1024 * 1024;
 
 /// An `ADMIN_TOKEN` shorter than this keeps the admin API shut.
 pub const MIN_ADMIN_TOKEN: usize = 16;
@@ -300,12 +307,26 @@ impl Config {
             .map(|h| h.trim().to_ascii_lowercase())
             .filter(|h| !h.is_empty())
             .collect();
+        let hot_tier_bytes = match get("HOT_TIER_BYTES") {
+            None => DEFAULT_HOT_TIER_BYTES,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|b| *b <= MAX_HOT_TIER_BYTES)
+                .ok_or_else(|| {
+                    err(
+                        "HOT_TIER_BYTES",
+                        format!("{v:?} must be bytes, from 0 (off) to {MAX_HOT_TIER_BYTES}"),
+                    )
+                })?,
+        };
         let esi = match get("ESI").as_deref() {
             None | Some("on") => true,
             Some("off") => false,
             Some(v) => return Err(err("ESI", format!("{v:?} must be on or off"))),
         };
         Ok(Config {
+            hot_tier_bytes,
             esi,
             esi_allowed_hosts,
             admin_token,
@@ -429,6 +450,8 @@ mod tests {
             ("EXPOSE_TAGS", "yes"),
             ("ESI", "yes"),
             ("ORIGIN_URL", "raw"),
+            ("HOT_TIER_BYTES", "67108865"),
+            ("HOT_TIER_BYTES", "-1"),
             ("ORIGIN_DEVICE_HEADER", "cf-device"),
             ("ORIGIN_COUNTRY_HEADER", "a:b"),
         ];

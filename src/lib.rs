@@ -16,6 +16,7 @@ pub mod device;
 pub mod esi;
 pub mod flight;
 pub mod headers;
+pub mod hot_tier;
 pub mod key;
 pub mod meta;
 pub mod normalize;

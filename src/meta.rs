@@ -197,6 +197,26 @@ pub fn to_stored(headers: &mut HeaderMap, mut meta: EntryMeta, retention: u64) {
     headers.insert(META_HEADER, encode(Record::Response(meta)));
 }
 
+/// The latest the Cache API may keep a stored copy until (Unix seconds): a
+/// response's record time plus the lifetime it was stored with (it was put
+/// no earlier than it was received), a Vary marker's `keep_until`. `None`
+/// without a readable record.
+pub fn kept_until(headers: &HeaderMap) -> Option<u64> {
+    let raw = headers.get(META_HEADER)?;
+    let envelope: Envelope = serde_json::from_slice(raw.as_bytes()).ok()?;
+    if envelope.v != RECORD_VERSION {
+        return None;
+    }
+    match envelope.record {
+        Record::Vary(marker) => Some(marker.keep_until),
+        Record::Response(meta) => {
+            let lifetime = crate::cache_control::Directives::from_headers(headers, CACHE_CONTROL)?
+                .seconds("max-age")?;
+            Some(meta.stored_at.saturating_add(lifetime))
+        }
+    }
+}
+
 /// The `Cache-Control` the Cache API sees on a stored copy.
 pub fn retention_directive(seconds: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("public, max-age={seconds}")).expect("ASCII")

@@ -26,6 +26,7 @@ use crate::flight::{Flights, Join, Lead, Outcome};
 use crate::headers::{
     strip_hop_by_hop, strip_never_forwarded, strip_targeted_fields, strip_unkeyed_inputs,
 };
+use crate::hot_tier::FromMemory;
 use crate::key::{CacheKey, UserAgentKey};
 use crate::meta::{self, EntryMeta, Freshness, Record, VaryMarker};
 use crate::normalize::{normalize, origin_uri, NormalizedUri};
@@ -285,6 +286,9 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         match entry.meta.freshness(now) {
             Freshness::Fresh(ttl) => {
                 let mut status = CacheStatus::new(Phase::Hit);
+                if entry.response.extensions().get::<FromMemory>().is_some() {
+                    status = status.with_detail("memory");
+                }
                 status.ttl = Some(ttl as i64);
                 let (parts, body) = entry.response.into_parts();
                 self.serve_stored(

@@ -11,6 +11,7 @@ mod task;
 
 use crate::config::{Config, OriginConfig};
 use crate::flight::Flights;
+use crate::hot_tier::{HotTier, Tiered};
 use crate::proxy::Purges;
 use crate::proxy::{local_response, Proxy};
 use crate::purge::Memo;
@@ -18,6 +19,7 @@ use crate::status::{CacheStatus, Phase};
 use body::EdgeBody;
 use http::StatusCode;
 use runtime::{EdgeBackground, EdgeKv, EdgeOrigin, EdgeStorage, OriginTarget};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 use wasm_bindgen::JsCast;
@@ -31,9 +33,11 @@ thread_local! {
     /// The configuration, read from `env` once per isolate: an isolate runs
     /// one version of the worker, whose vars and secrets do not change, and
     /// reading them costs a JS crossing each on every hit otherwise.
-    static CONFIG: std::cell::RefCell<Option<Rc<Config>>> = const { std::cell::RefCell::new(None) };
+    static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
     /// The purge records as this isolate last read them (plain data).
-    static PURGES: Rc<std::cell::RefCell<Memo>> = Rc::default();
+    static PURGES: Rc<RefCell<Memo>> = Rc::default();
+    /// The in-isolate hot tier, made at the first request with its bound.
+    static HOT: RefCell<Option<Rc<RefCell<HotTier<EdgeBody>>>>> = const { RefCell::new(None) };
     /// Whether this isolate has said that the Cache API does nothing here.
     static WARNED_INERT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
@@ -112,14 +116,17 @@ async fn handle(
             .map(EdgeKv),
         memo: PURGES.with(Rc::clone),
     };
-    let proxy = Proxy::<EdgeBody, _, _, _, _>::new(
-        EdgeStorage,
-        origin,
-        background,
-        config,
-        flights,
-        purges,
-    );
+    let hot = HOT.with_borrow_mut(|hot| {
+        hot.get_or_insert_with(|| Rc::new(RefCell::new(HotTier::new(config.hot_tier_bytes))))
+            .clone()
+    });
+    let storage = Tiered {
+        hot,
+        inner: EdgeStorage,
+        now: now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+    };
+    let proxy =
+        Proxy::<EdgeBody, _, _, _, _>::new(storage, origin, background, config, flights, purges);
     let Ok(http_request) = convert::request_from_js(&request) else {
         // Only a URL past `http::Uri`'s 64 KB gets here (Cloudflare stops at ~16 KB).
         let status = CacheStatus::new(Phase::Local).with_detail("uri-too-long");

@@ -64,9 +64,10 @@ export async function startOrigin() {
  * Starts the worker with `vars`; `fetch(path, init)` talks to it as a client would.
  * `kvPersist`: a directory (outside the repository) for KV, so that two
  * workers, or one restarted, share it: two locations that share only KV.
+ * `cachePersist`: the same for the Cache API (two isolates of one location).
  * The worker's log is passed on to stderr and kept in `logs` (its text).
  */
-export async function startWorker(vars = {}, { kvPersist, kv = true } = {}) {
+export async function startWorker(vars = {}, { kvPersist, cachePersist, kv = true } = {}) {
   const logs = [];
   const keep = (stream) =>
     stream.on('data', (chunk) => {
@@ -85,6 +86,7 @@ export async function startWorker(vars = {}, { kvPersist, kv = true } = {}) {
     // `kv: false` leaves CACHE_KV to `vars` (a stand-in that fails, say).
     kvNamespaces: kv ? ['CACHE_KV'] : [],
     ...(kvPersist ? { kvPersist } : {}),
+    ...(cachePersist ? { cachePersist } : {}),
     bindings: { ADMIN_PATH: '/_admin', CACHE_NAME: 'edge-cache', ...vars },
   });
   const url = await mf.ready;

@@ -1,0 +1,341 @@
+//! The in-isolate hot tier: small entries read from the Cache API, kept in
+//! the isolate's memory, so that a repeat hit skips `cache.match` (a round
+//! trip out of the isolate) altogether.
+//!
+//! It is a [`Storage`] in front of the Cache API and holds stored copies
+//! exactly as the Cache API returned them, record and all: freshness,
+//! `Vary`, stale-while-revalidate, stale-if-error and purge records are
+//! decided on them by the same pipeline as on a Cache API read. It never
+//! holds what the Cache API would not:
+//! - an entry enters only when the Cache API has just returned it;
+//! - it leaves when the Cache API would drop it: at its record's time plus
+//!   the lifetime it was stored with (it was put no earlier, so the Cache
+//!   API keeps it at least that long; a Vary marker's `keep_until`);
+//! - a `put` or `delete` of its URL (a refill, a revalidation, an
+//!   invalidation, a URL purge) forgets it before reaching the Cache API.
+//!
+//! Bounded by `HOT_TIER_BYTES`, least recently used out first; an entry
+//! above an eighth of the bound (at most 256 KiB) never enters. The bytes
+//! counted are each body's length, its fields' names and values, its URL
+//! and a fixed overhead per entry. Bodies stay where the runtime buffered
+//! them (JS memory at the edge), handed out as cheap copies (`Body::tee`).
+
+use crate::meta;
+use crate::platform::{Body, Buffered, PlatformError, ReadLimit, Storage};
+use http::{HeaderMap, Response, StatusCode};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+/// The largest entry the tier takes, whatever its bound.
+pub const MAX_ENTRY_BYTES: usize = 256 * 1024;
+/// Bookkeeping per entry beyond its bytes (map slots, strings' headers).
+const ENTRY_OVERHEAD: usize = 160;
+
+/// Marks a response the tier served (for `Cache-Status`: `detail=memory`).
+#[derive(Debug, Clone, Copy)]
+pub struct FromMemory;
+
+struct Slot<B> {
+    status: StatusCode,
+    headers: HeaderMap,
+    /// Taken out only while a copy is made.
+    body: Option<B>,
+    size: usize,
+    /// Unix seconds after which the Cache API may no longer hold it.
+    until: u64,
+    /// Its place in the recency order.
+    tick: u64,
+}
+
+/// The isolate's entries, by storage URL.
+pub struct HotTier<B> {
+    slots: HashMap<String, Slot<B>>,
+    /// Recency: tick to URL, oldest first.
+    order: BTreeMap<u64, String>,
+    tick: u64,
+    bytes: usize,
+    limit: usize,
+}
+
+impl<B: Body> HotTier<B> {
+    /// A tier of at most `limit` bytes; 0 keeps nothing.
+    pub fn new(limit: usize) -> Self {
+        HotTier {
+            slots: HashMap::new(),
+            order: BTreeMap::new(),
+            tick: 0,
+            bytes: 0,
+            limit,
+        }
+    }
+
+    /// The largest entry this tier takes.
+    pub fn max_entry(&self) -> usize {
+        (self.limit / 8).min(MAX_ENTRY_BYTES)
+    }
+
+    /// Bytes held, as counted against the bound.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// A copy of the entry at `url`, unless it is gone from the Cache API
+    /// by `now` (Unix seconds); it becomes the most recently used.
+    pub fn get(&mut self, url: &str, now: u64) -> Option<Response<B>> {
+        let slot = self.slots.get_mut(url)?;
+        if now >= slot.until {
+            self.forget(url);
+            return None;
+        }
+        self.tick += 1;
+        self.order.remove(&slot.tick);
+        slot.tick = self.tick;
+        self.order.insert(slot.tick, url.to_string());
+        let (kept, given) = slot.body.take()?.tee();
+        slot.body = Some(kept);
+        let mut response = Response::new(given);
+        *response.status_mut() = slot.status;
+        *response.headers_mut() = slot.headers.clone();
+        response.extensions_mut().insert(FromMemory);
+        Some(response)
+    }
+
+    /// Keeps `body` (of `len` bytes) with its status and fields until
+    /// `until`, if it fits; gives back a copy for the caller.
+    pub fn admit(
+        &mut self,
+        url: &str,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: B,
+        len: u64,
+        until: u64,
+    ) -> B {
+        let fields: usize = headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len())
+            .sum();
+        let size = len as usize + fields + url.len() + ENTRY_OVERHEAD;
+        if size > self.max_entry() {
+            return body;
+        }
+        self.forget(url);
+        while self.bytes + size > self.limit {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            if let Some(slot) = self.slots.remove(&oldest) {
+                self.bytes -= slot.size;
+            }
+        }
+        let (kept, given) = body.tee();
+        self.tick += 1;
+        self.order.insert(self.tick, url.to_string());
+        self.bytes += size;
+        let slot = Slot {
+            status,
+            headers: headers.clone(),
+            body: Some(kept),
+            size,
+            until,
+            tick: self.tick,
+        };
+        self.slots.insert(url.to_string(), slot);
+        given
+    }
+
+    /// Drops the entry at `url`, if held.
+    pub fn forget(&mut self, url: &str) {
+        if let Some(slot) = self.slots.remove(url) {
+            self.order.remove(&slot.tick);
+            self.bytes -= slot.size;
+        }
+    }
+}
+
+/// The tier in front of `inner` (the Cache API), for one request at `now`
+/// (Unix seconds).
+pub struct Tiered<S, B> {
+    pub hot: Rc<RefCell<HotTier<B>>>,
+    pub inner: S,
+    pub now: u64,
+}
+
+impl<S: Clone, B> Clone for Tiered<S, B> {
+    fn clone(&self) -> Self {
+        Tiered {
+            hot: self.hot.clone(),
+            inner: self.inner.clone(),
+            now: self.now,
+        }
+    }
+}
+
+impl<S: Storage<B>, B: Body> Storage<B> for Tiered<S, B> {
+    async fn get(&self, url: &str) -> Result<Option<Response<B>>, PlatformError> {
+        if let Some(response) = self.hot.borrow_mut().get(url, self.now) {
+            return Ok(Some(response));
+        }
+        let Some(response) = self.inner.get(url).await? else {
+            return Ok(None);
+        };
+        let max = self.hot.borrow().max_entry() as u64;
+        let length = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let until = meta::kept_until(response.headers());
+        let (Some(length), Some(until)) = (length, until) else {
+            return Ok(Some(response));
+        };
+        if length > max || until <= self.now {
+            return Ok(Some(response));
+        }
+        let (parts, body) = response.into_parts();
+        let limit = ReadLimit {
+            bytes: max,
+            ms: u64::MAX,
+        };
+        let body = match body.buffered(limit).await? {
+            Buffered::Whole(body, len) => {
+                let mut hot = self.hot.borrow_mut();
+                hot.admit(url, parts.status, &parts.headers, body, len, until)
+            }
+            Buffered::PassOn(body, _) => body,
+        };
+        Ok(Some(Response::from_parts(parts, body)))
+    }
+
+    async fn put(&self, url: &str, response: Response<B>) -> Result<(), PlatformError> {
+        self.hot.borrow_mut().forget(url);
+        self.inner.put(url, response).await
+    }
+
+    async fn delete(&self, url: &str) -> Result<bool, PlatformError> {
+        self.hot.borrow_mut().forget(url);
+        self.inner.delete(url).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStorage;
+    use crate::meta::{Record, VaryMarker};
+    use futures::executor::block_on;
+
+    const OVERHEAD: usize = ENTRY_OVERHEAD;
+
+    fn admit(tier: &mut HotTier<Vec<u8>>, url: &str, body: &str, until: u64) {
+        let body = body.as_bytes().to_vec();
+        let len = body.len() as u64;
+        tier.admit(url, StatusCode::OK, &HeaderMap::new(), body, len, until);
+    }
+
+    fn body(tier: &mut HotTier<Vec<u8>>, url: &str, now: u64) -> Option<String> {
+        let response = tier.get(url, now)?;
+        assert!(response.extensions().get::<FromMemory>().is_some());
+        Some(String::from_utf8(response.into_body()).unwrap())
+    }
+
+    #[test]
+    fn the_least_recently_used_entry_goes_first_and_bytes_add_up() {
+        // Room for three entries of 100 bytes (and their URLs).
+        let entry = 100 + 2 + OVERHEAD;
+        let mut tier = HotTier::new(entry * 8);
+        for url in ["/a", "/b", "/c", "/d", "/e", "/f", "/g", "/h"] {
+            admit(&mut tier, url, &"x".repeat(100), 100);
+        }
+        assert_eq!((tier.len(), tier.bytes()), (8, entry * 8));
+        assert!(body(&mut tier, "/a", 0).is_some());
+        admit(&mut tier, "/i", &"y".repeat(100), 100);
+        // `/b` was the least recently used once `/a` was read.
+        assert!(tier.get("/b", 0).is_none());
+        assert!(body(&mut tier, "/a", 0).is_some());
+        assert_eq!((tier.len(), tier.bytes()), (8, entry * 8));
+        tier.forget("/a");
+        tier.forget("/a");
+        assert_eq!((tier.len(), tier.bytes()), (7, entry * 7));
+        // Replacing an entry counts it once.
+        admit(&mut tier, "/c", "z", 100);
+        assert_eq!(tier.bytes(), entry * 6 + 1 + 2 + OVERHEAD);
+        assert_eq!(body(&mut tier, "/c", 0).unwrap(), "z");
+    }
+
+    #[test]
+    fn an_entry_leaves_when_the_cache_api_would_drop_it_and_big_ones_never_enter() {
+        let mut tier = HotTier::new(64 * 1024);
+        admit(&mut tier, "/t", "body", 50);
+        assert_eq!(body(&mut tier, "/t", 49).unwrap(), "body");
+        assert!(tier.get("/t", 50).is_none());
+        assert_eq!((tier.len(), tier.bytes()), (0, 0));
+        // An eighth of the bound is the most one entry may take.
+        admit(&mut tier, "/big", &"x".repeat(8 * 1024), 100);
+        assert!(tier.get("/big", 0).is_none());
+        let mut off = HotTier::new(0);
+        admit(&mut off, "/t", "b", 100);
+        assert!(off.is_empty());
+    }
+
+    /// A stored copy as the Cache API returns it: a record and a length.
+    fn stored(keep_until: u64) -> Response<Vec<u8>> {
+        let marker = VaryMarker {
+            names: vec!["accept".into()],
+            generation: "g".into(),
+            keep_until,
+        };
+        let mut response = Response::new(b"marker".to_vec());
+        let headers = response.headers_mut();
+        headers.insert(meta::META_HEADER, meta::encode(Record::Vary(marker)));
+        headers.insert(http::header::CONTENT_LENGTH, "6".parse().unwrap());
+        response
+    }
+
+    #[test]
+    fn a_repeat_read_skips_the_cache_api_until_a_write_of_its_url() {
+        let inner = MemoryStorage::default();
+        let tiered = Tiered {
+            hot: Rc::new(RefCell::new(HotTier::new(1 << 20))),
+            inner: inner.clone(),
+            now: 1000,
+        };
+        inner.entries.borrow_mut().insert("u".into(), stored(2000));
+        inner
+            .entries
+            .borrow_mut()
+            .insert("old".into(), stored(1000));
+        let first = block_on(tiered.get("u")).unwrap().unwrap();
+        assert!(first.extensions().get::<FromMemory>().is_none());
+        assert_eq!(first.body(), b"marker");
+        // Gone from the Cache API, still held: the repeat never asked it.
+        inner.entries.borrow_mut().clear();
+        let again = block_on(tiered.get("u")).unwrap().unwrap();
+        assert!(again.extensions().get::<FromMemory>().is_some());
+        assert_eq!(again.body(), b"marker");
+        assert!(block_on(tiered.delete("u")).is_ok());
+        assert!(block_on(tiered.get("u")).unwrap().is_none());
+        // An entry the Cache API is about to drop does not enter.
+        inner
+            .entries
+            .borrow_mut()
+            .insert("old".into(), stored(1000));
+        block_on(tiered.get("old")).unwrap().unwrap();
+        assert!(tiered.hot.borrow().is_empty());
+        // A put replaces what is held: the next read goes to the Cache API.
+        inner.entries.borrow_mut().insert("p".into(), stored(2000));
+        block_on(tiered.get("p")).unwrap().unwrap();
+        assert_eq!(tiered.hot.borrow().len(), 1);
+        let _ = block_on(tiered.put("p", Response::new(Vec::new())));
+        assert!(tiered.hot.borrow().is_empty());
+    }
+}
