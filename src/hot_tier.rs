@@ -3,7 +3,8 @@
 //! trip out of the isolate) altogether.
 //!
 //! It is a [`Storage`] in front of the Cache API and holds stored copies
-//! exactly as the Cache API returned them, record and all: freshness,
+//! as the Cache API returned them, with their records read once (handed
+//! out as [`ReadRecord`], so a hit from memory parses no JSON): freshness,
 //! `Vary`, stale-while-revalidate, stale-if-error and purge records are
 //! decided on them by the same pipeline as on a Cache API read. It never
 //! holds what the Cache API would not:
@@ -20,12 +21,13 @@
 //! and a fixed overhead per entry. Bodies stay where the runtime buffered
 //! them (JS memory at the edge), handed out as cheap copies (`Body::tee`).
 
-use crate::meta;
+use crate::meta::{self, Record};
 use crate::platform::{Body, Buffered, PlatformError, ReadLimit, Storage};
 use http::{HeaderMap, Response, StatusCode};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// The largest entry the tier takes, whatever its bound.
 pub const MAX_ENTRY_BYTES: usize = 256 * 1024;
@@ -36,9 +38,16 @@ const ENTRY_OVERHEAD: usize = 160;
 #[derive(Debug, Clone, Copy)]
 pub struct FromMemory;
 
+/// The record of a response the tier served, already read from its fields
+/// (which no longer hold it): a hit from memory parses no JSON.
+#[derive(Debug, Clone)]
+pub struct ReadRecord(pub Arc<Record>);
+
 struct Slot<B> {
     status: StatusCode,
+    /// The stored copy's fields as [`meta::from_stored`] leaves them.
     headers: HeaderMap,
+    record: Arc<Record>,
     /// Taken out only while a copy is made.
     body: Option<B>,
     size: usize,
@@ -106,11 +115,15 @@ impl<B: Body> HotTier<B> {
         *response.status_mut() = slot.status;
         *response.headers_mut() = slot.headers.clone();
         response.extensions_mut().insert(FromMemory);
+        response
+            .extensions_mut()
+            .insert(ReadRecord(slot.record.clone()));
         Some(response)
     }
 
     /// Keeps `body` (of `len` bytes) with its status and fields until
-    /// `until`, if it fits; gives back a copy for the caller.
+    /// `until`, if it fits and its record reads; gives back a copy for the
+    /// caller.
     pub fn admit(
         &mut self,
         url: &str,
@@ -128,6 +141,10 @@ impl<B: Body> HotTier<B> {
         if size > self.max_entry() {
             return body;
         }
+        let mut headers = headers.clone();
+        let Some(record) = meta::from_stored(&mut headers) else {
+            return body;
+        };
         self.forget(url);
         while self.bytes + size > self.limit {
             let Some((_, oldest)) = self.order.pop_first() else {
@@ -143,7 +160,8 @@ impl<B: Body> HotTier<B> {
         self.bytes += size;
         let slot = Slot {
             status,
-            headers: headers.clone(),
+            headers,
+            record: Arc::new(record),
             body: Some(kept),
             size,
             until,
@@ -234,12 +252,27 @@ mod tests {
     use crate::meta::{Record, VaryMarker};
     use futures::executor::block_on;
 
-    const OVERHEAD: usize = ENTRY_OVERHEAD;
+    /// A stored copy's fields: just its record (a Vary marker).
+    fn fields() -> HeaderMap {
+        let marker = VaryMarker {
+            names: vec!["accept".into()],
+            generation: "g".into(),
+            keep_until: 0,
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(meta::META_HEADER, meta::encode(Record::Vary(marker)));
+        headers
+    }
+
+    /// Bookkeeping and fields: what an entry costs beyond its body and URL.
+    fn overhead() -> usize {
+        ENTRY_OVERHEAD + meta::META_HEADER.len() + fields()[meta::META_HEADER].len()
+    }
 
     fn admit(tier: &mut HotTier<Vec<u8>>, url: &str, body: &str, until: u64) {
         let body = body.as_bytes().to_vec();
         let len = body.len() as u64;
-        tier.admit(url, StatusCode::OK, &HeaderMap::new(), body, len, until);
+        tier.admit(url, StatusCode::OK, &fields(), body, len, until);
     }
 
     fn body(tier: &mut HotTier<Vec<u8>>, url: &str, now: u64) -> Option<String> {
@@ -251,7 +284,7 @@ mod tests {
     #[test]
     fn the_least_recently_used_entry_goes_first_and_bytes_add_up() {
         // Room for three entries of 100 bytes (and their URLs).
-        let entry = 100 + 2 + OVERHEAD;
+        let entry = 100 + 2 + overhead();
         let mut tier = HotTier::new(entry * 8);
         for url in ["/a", "/b", "/c", "/d", "/e", "/f", "/g", "/h"] {
             admit(&mut tier, url, &"x".repeat(100), 100);
@@ -268,7 +301,7 @@ mod tests {
         assert_eq!((tier.len(), tier.bytes()), (7, entry * 7));
         // Replacing an entry counts it once.
         admit(&mut tier, "/c", "z", 100);
-        assert_eq!(tier.bytes(), entry * 6 + 1 + 2 + OVERHEAD);
+        assert_eq!(tier.bytes(), entry * 6 + 1 + 2 + overhead());
         assert_eq!(body(&mut tier, "/c", 0).unwrap(), "z");
     }
 
@@ -285,6 +318,17 @@ mod tests {
         let mut off = HotTier::new(0);
         admit(&mut off, "/t", "b", 100);
         assert!(off.is_empty());
+        // A copy whose record does not read is never held.
+        let mut tier = HotTier::new(64 * 1024);
+        tier.admit(
+            "/x",
+            StatusCode::OK,
+            &HeaderMap::new(),
+            b"b".to_vec(),
+            1,
+            100,
+        );
+        assert!(tier.is_empty());
     }
 
     /// A stored copy as the Cache API returns it: a record and a length.
@@ -316,11 +360,16 @@ mod tests {
             .insert("old".into(), stored(1000));
         let first = block_on(tiered.get("u")).unwrap().unwrap();
         assert!(first.extensions().get::<FromMemory>().is_none());
+        assert!(first.headers().contains_key(meta::META_HEADER));
         assert_eq!(first.body(), b"marker");
         // Gone from the Cache API, still held: the repeat never asked it.
         inner.entries.borrow_mut().clear();
         let again = block_on(tiered.get("u")).unwrap().unwrap();
         assert!(again.extensions().get::<FromMemory>().is_some());
+        // Its record comes read, not in its fields.
+        assert!(!again.headers().contains_key(meta::META_HEADER));
+        let ReadRecord(record) = again.extensions().get::<ReadRecord>().unwrap();
+        assert!(matches!(**record, Record::Vary(ref m) if m.keep_until == 2000));
         assert_eq!(again.body(), b"marker");
         assert!(block_on(tiered.delete("u")).is_ok());
         assert!(block_on(tiered.get("u")).unwrap().is_none());

@@ -144,7 +144,7 @@ pub trait Origin<B>: Clone + 'static {
 pub trait Background: Clone + 'static {
     fn spawn(&self, task: impl Future<Output = ()> + 'static);
     fn warn(&self, message: &str);
-    /// Completes after `ms` milliseconds.
+    /// Completes `ms` milliseconds after it is first polled.
     fn sleep(&self, ms: u64) -> impl Future<Output = ()> + 'static;
     /// A one-shot wake-up: calling the first half completes the second.
     /// The request that will wait makes it, and resumes in its own

@@ -26,7 +26,7 @@ use crate::flight::{Flights, Join, Lead, Outcome};
 use crate::headers::{
     strip_hop_by_hop, strip_never_forwarded, strip_targeted_fields, strip_unkeyed_inputs,
 };
-use crate::hot_tier::FromMemory;
+use crate::hot_tier::{FromMemory, ReadRecord};
 use crate::key::{CacheKey, UserAgentKey};
 use crate::meta::{self, EntryMeta, Freshness, Record, VaryMarker};
 use crate::normalize::{normalize, origin_uri, NormalizedUri};
@@ -45,6 +45,7 @@ use http::response::Parts;
 use http::{Method, Request, Response, StatusCode, Uri};
 use std::marker::PhantomData;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// A stored response as read back, with where it was read from.
@@ -408,7 +409,10 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             Ok(Some(mut response)) => {
                 // The Cache API's own note on the copy, not the origin's.
                 response.headers_mut().remove("cf-cache-status");
-                let record = meta::from_stored(response.headers_mut())?;
+                let record = match response.extensions_mut().remove::<ReadRecord>() {
+                    Some(ReadRecord(record)) => Arc::unwrap_or_clone(record),
+                    None => meta::from_stored(response.headers_mut())?,
+                };
                 Some((record, response))
             }
             Ok(None) => None,

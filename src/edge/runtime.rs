@@ -188,9 +188,13 @@ impl Background for EdgeBackground {
         worker::console_warn!("edge-cache: {message}");
     }
 
+    /// The timer is set at the first poll: a bound `within` never reaches
+    /// (a fragment served from memory at once) costs no `setTimeout`.
+    // Not `async fn`: the future must not borrow `self`.
+    #[allow(clippy::manual_async_fn)]
     fn sleep(&self, ms: u64) -> impl Future<Output = ()> + 'static {
-        let promise = timer(u32::try_from(ms).unwrap_or(u32::MAX));
         async move {
+            let promise = timer(u32::try_from(ms).unwrap_or(u32::MAX));
             let _ = JsFuture::from(promise).await;
         }
     }
