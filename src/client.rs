@@ -41,10 +41,20 @@ impl Default for OriginNames {
 }
 
 impl OriginNames {
-    /// A name for one of the traits: a valid field name, not Cloudflare's
-    /// (`cf-`, which it removes or sets itself).
+    /// A name for one of the traits: letters, digits and `-` (any other
+    /// character makes a name this cache strips as an alias of another,
+    /// see `headers::strip_unkeyed_inputs`), not Cloudflare's (`cf-`, which
+    /// it removes or sets itself).
     pub fn parse_name(value: &str) -> Result<HeaderName, String> {
-        let name = HeaderName::from_bytes(value.trim().as_bytes())
+        let value = value.trim();
+        if value.is_empty()
+            || !value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(format!("{value:?} must be letters, digits and -"));
+        }
+        let name = HeaderName::from_bytes(value.as_bytes())
             .map_err(|_| format!("{value:?} is not a header name"))?;
         match name.as_str().starts_with("cf-") {
             true => Err(format!(
@@ -293,6 +303,8 @@ mod tests {
         assert!(OriginNames::parse_name("CF-Device")
             .unwrap_err()
             .contains("cf-"));
-        assert!(OriginNames::parse_name("a b").is_err());
+        for bad in ["a b", "X_Device", "X.Geo", ""] {
+            assert!(OriginNames::parse_name(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -34,8 +34,8 @@ pub struct Config {
     pub origin_timeout_secs: u32,
     /// `TRACKING_PARAMS`: query parameters dropped from the key and the origin URL.
     pub tracking: TrackingParams,
-    /// `ORIGIN_URL`: `client` (default), the client's path and query less
-    /// tracking parameters; `normalized`, the key's.
+    /// `ORIGIN_URL`: `client` (default), the key's URL with the parameters
+    /// in the client's order; `normalized`, the key's.
     pub origin_url: OriginUrl,
     /// `COUNTRY_HEADER`, `COUNTRY_GROUPS`, `ORIGIN_DEVICE_HEADER`, `ORIGIN_COUNTRY_HEADER`.
     pub client: ClientOptions,

@@ -65,6 +65,9 @@ pub struct HotTier<B> {
     tick: u64,
     bytes: usize,
     limit: usize,
+    /// Puts and deletes through the tier so far: a copy read from the
+    /// Cache API while one happened may be older than it, and is not kept.
+    writes: u64,
 }
 
 impl<B: Body> HotTier<B> {
@@ -76,6 +79,7 @@ impl<B: Body> HotTier<B> {
             tick: 0,
             bytes: 0,
             limit,
+            writes: 0,
         }
     }
 
@@ -171,6 +175,13 @@ impl<B: Body> HotTier<B> {
         given
     }
 
+    /// A put or delete of `url` is under way or done: drops what is held,
+    /// and keeps no copy read from the Cache API meanwhile.
+    pub fn written(&mut self, url: &str) {
+        self.writes += 1;
+        self.forget(url);
+    }
+
     /// Drops the entry at `url`, if held.
     pub fn forget(&mut self, url: &str) {
         if let Some(slot) = self.slots.remove(url) {
@@ -200,12 +211,19 @@ impl<S: Clone, B> Clone for Tiered<S, B> {
 
 impl<S: Storage<B>, B: Body> Storage<B> for Tiered<S, B> {
     async fn get(&self, url: &str) -> Result<Option<Response<B>>, PlatformError> {
-        if let Some(response) = self.hot.borrow_mut().get(url, self.now) {
-            return Ok(Some(response));
-        }
+        let writes = {
+            let mut hot = self.hot.borrow_mut();
+            if let Some(response) = hot.get(url, self.now) {
+                return Ok(Some(response));
+            }
+            hot.writes
+        };
         let Some(response) = self.inner.get(url).await? else {
             return Ok(None);
         };
+        if self.hot.borrow().writes != writes {
+            return Ok(Some(response));
+        }
         let max = self.hot.borrow().max_entry() as u64;
         let length = response
             .headers()
@@ -235,13 +253,18 @@ impl<S: Storage<B>, B: Body> Storage<B> for Tiered<S, B> {
     }
 
     async fn put(&self, url: &str, response: Response<B>) -> Result<(), PlatformError> {
-        self.hot.borrow_mut().forget(url);
-        self.inner.put(url, response).await
+        self.hot.borrow_mut().written(url);
+        let result = self.inner.put(url, response).await;
+        // Reads that began while it was under way may hold the old copy.
+        self.hot.borrow_mut().written(url);
+        result
     }
 
     async fn delete(&self, url: &str) -> Result<bool, PlatformError> {
-        self.hot.borrow_mut().forget(url);
-        self.inner.delete(url).await
+        self.hot.borrow_mut().written(url);
+        let result = self.inner.delete(url).await;
+        self.hot.borrow_mut().written(url);
+        result
     }
 }
 
@@ -251,6 +274,8 @@ mod tests {
     use crate::memory::MemoryStorage;
     use crate::meta::{Record, VaryMarker};
     use futures::executor::block_on;
+    use std::future::Future;
+    use std::task::Poll;
 
     /// A stored copy's fields: just its record (a Vary marker).
     fn fields() -> HeaderMap {
@@ -386,5 +411,61 @@ mod tests {
         assert_eq!(tiered.hot.borrow().len(), 1);
         let _ = block_on(tiered.put("p", Response::new(Vec::new())));
         assert!(tiered.hot.borrow().is_empty());
+    }
+
+    /// Storage whose reads wait until `open` is set.
+    #[derive(Clone)]
+    struct Gated(MemoryStorage, Rc<std::cell::Cell<bool>>);
+
+    impl Storage<Vec<u8>> for Gated {
+        async fn get(&self, url: &str) -> Result<Option<Response<Vec<u8>>>, PlatformError> {
+            let open = self.1.clone();
+            std::future::poll_fn(|_| match open.get() {
+                true => Poll::Ready(()),
+                false => Poll::Pending,
+            })
+            .await;
+            self.0.get(url).await
+        }
+        async fn put(&self, url: &str, response: Response<Vec<u8>>) -> Result<(), PlatformError> {
+            self.0.put(url, response).await
+        }
+        async fn delete(&self, url: &str) -> Result<bool, PlatformError> {
+            self.0.delete(url).await
+        }
+    }
+
+    #[test]
+    fn a_copy_read_while_its_url_is_written_is_not_kept() {
+        let inner = Gated(MemoryStorage::default(), Rc::default());
+        inner
+            .0
+            .entries
+            .borrow_mut()
+            .insert("u".into(), stored(2000));
+        let tiered = Tiered {
+            hot: Rc::new(RefCell::new(HotTier::new(1 << 20))),
+            inner: inner.clone(),
+            now: 1000,
+        };
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut read = Box::pin(tiered.get("u"));
+        assert!(read.as_mut().poll(&mut cx).is_pending());
+        // A delete of the URL while the read waits on the Cache API.
+        assert!(block_on(tiered.delete("u")).is_ok());
+        inner
+            .0
+            .entries
+            .borrow_mut()
+            .insert("u".into(), stored(2000));
+        inner.1.set(true);
+        let Poll::Ready(Ok(Some(_))) = read.as_mut().poll(&mut cx) else {
+            panic!("the read completes once the gate opens")
+        };
+        assert!(tiered.hot.borrow().is_empty());
+        // Without a write meanwhile, the copy is kept.
+        block_on(tiered.get("u")).unwrap().unwrap();
+        assert_eq!(tiered.hot.borrow().len(), 1);
     }
 }

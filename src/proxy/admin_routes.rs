@@ -156,8 +156,9 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
 
     /// `POST /purge`: writes the purge's records to KV (paced, see
     /// [`crate::purge::Plan`]), applies them to this isolate at once, and
-    /// deletes purged URLs from this location's Cache API. A KV failure is
-    /// a 503 that says what did not happen.
+    /// deletes URLs a hard purge names from this location's Cache API (a
+    /// soft purge keeps them, to be served while they are revalidated). A
+    /// KV failure is a 503 that says what did not happen.
     async fn purge(&self, body: &[u8], site: &Site, now: SystemTime) -> Result<String, ApiError> {
         let kv = self.kv()?;
         let purge = api::purge(body, site, &self.config.tracking)?;
@@ -189,8 +190,10 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             }
             Plan::Follow { batch } => self.follow(batch).await?,
         };
-        for uri in &purge.urls {
-            self.delete_locally(uri).await;
+        if mode == crate::purge::Mode::Hard {
+            for uri in &purge.urls {
+                self.delete_locally(uri).await;
+            }
         }
         Ok(to_json(&Purged {
             purge: Summary {

@@ -11,7 +11,11 @@
 //! is part of is refused (a loop); a page tree holds at most
 //! [`MAX_INCLUDES`] include elements (the rest are refused); a fragment is
 //! at most [`MAX_FRAGMENT_BYTES`], a template [`MAX_TEMPLATE_BYTES`]; each
-//! fetch takes at most `ORIGIN_TIMEOUT`. A refused or failed include takes
+//! fetch takes at most `ORIGIN_TIMEOUT`. Templates and fragments are read
+//! into wasm memory, which never shrinks, so the compositions of an isolate
+//! hold at most [`MAX_COMPOSING_BYTES`] at once: a page that would pass it
+//! is a 503 before its fragments are fetched, a fragment that would is an
+//! include error. A refused or failed include takes
 //! its `alt`, then `onerror`, then its `esi:try`, as [`crate::esi::compose`]
 //! says.
 
@@ -26,8 +30,57 @@ use std::sync::Arc;
 
 pub const MAX_DEPTH: u8 = 3;
 pub const MAX_INCLUDES: usize = 256;
-pub const MAX_FRAGMENT_BYTES: u64 = 1024 * 1024;
-pub const MAX_TEMPLATE_BYTES: u64 = 4 * 1024 * 1024;
+pub const MAX_FRAGMENT_BYTES: u64 = 512 * 1024;
+pub const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
+/// A quarter of the isolate's 128 MB.
+pub const MAX_COMPOSING_BYTES: u64 = 32 * 1024 * 1024;
+
+thread_local! {
+    /// Bytes the compositions in this isolate hold now (see [`Held`]).
+    static COMPOSING: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The bytes one page's composition holds (its template, twice: read and
+/// cut into pieces; its fragments), counted against the isolate's
+/// [`MAX_COMPOSING_BYTES`] until the composition is dropped.
+#[derive(Default)]
+pub(super) struct Held(std::cell::Cell<u64>);
+
+impl Held {
+    /// Counts `bytes` more, unless the isolate would then hold too much.
+    pub(super) fn take(&self, bytes: u64) -> bool {
+        COMPOSING
+            .with(|all| {
+                let total = all.get() + bytes;
+                (total <= MAX_COMPOSING_BYTES).then(|| {
+                    all.set(total);
+                    self.0.set(self.0.get() + bytes);
+                })
+            })
+            .is_some()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        COMPOSING.with(|all| all.set(all.get() - self.0.get()));
+    }
+}
+
+/// A composition and what it holds, released together.
+struct Composing {
+    composer: Composer,
+    _held: Rc<Held>,
+}
+
+impl crate::platform::Chunks for Composing {
+    fn next_chunk(
+        &mut self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Result<Vec<u8>, String>>> + '_>>
+    {
+        crate::platform::Chunks::next_chunk(&mut self.composer)
+    }
+}
 
 /// How long the page's head waits for its fragments' heads: what is known
 /// by then decides the client's `Cache-Control`, and a fragment not yet
@@ -58,16 +111,22 @@ pub(super) struct PageRequest {
     pub context: Option<EsiContext>,
 }
 
-/// Whether a response is an ESI template: a 200 whose `Surrogate-Control`
-/// asks for `ESI/1.0` processing.
+/// Whether a response is an ESI template to compose: its `Surrogate-Control`
+/// asks for `ESI/1.0` processing, and its status has a whole body (an error
+/// page may be a template too; a 206 is a piece of one, see
+/// [`marks_template`]).
 pub(super) fn is_template(status: StatusCode, headers: &HeaderMap) -> bool {
-    status == StatusCode::OK
-        && Directives::from_headers(headers, crate::policy::SURROGATE_CONTROL)
-            .and_then(|d| {
-                d.argument("content")
-                    .map(|c| c.to_ascii_uppercase().contains("ESI/1.0"))
-            })
-            .unwrap_or(false)
+    !matches!(status.as_u16(), 100..=199 | 204 | 205 | 206 | 304) && marks_template(headers)
+}
+
+/// Whether `Surrogate-Control` asks for `ESI/1.0` processing.
+pub(super) fn marks_template(headers: &HeaderMap) -> bool {
+    Directives::from_headers(headers, crate::policy::SURROGATE_CONTROL)
+        .and_then(|d| {
+            d.argument("content")
+                .map(|c| c.to_ascii_uppercase().contains("ESI/1.0"))
+        })
+        .unwrap_or(false)
 }
 
 impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, W, K> {
@@ -123,6 +182,14 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             Ok(None) => return fail(&format!("the template is over {MAX_TEMPLATE_BYTES} bytes")),
             Err(e) => return fail(&format!("the template could not be read: {e}")),
         };
+        let held = Rc::new(Held::default());
+        if !held.take(2 * template.len() as u64) {
+            self.background
+                .warn("ESI: the isolate is composing as much as it may hold; a page was refused");
+            let status = CacheStatus::new(Phase::Local).with_detail("esi-busy");
+            let text = "edge-cache: too many pages are being composed at once; try again\n";
+            return self.local(StatusCode::SERVICE_UNAVAILABLE, text, status, now);
+        }
         let nodes = parse(&template);
         let variables = Variables {
             host: page
@@ -158,6 +225,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             now,
             seen: HashMap::new(),
             fetches: Vec::new(),
+            held: held.clone(),
         };
         let mut composer = Composer::new(&template, &nodes, &variables, &mut resolver);
         composer.set_fetches(std::mem::take(&mut resolver.fetches));
@@ -178,7 +246,11 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         let value = HeaderValue::from_str(&lifetime.header()).expect("ASCII");
         parts.headers.insert(header::CACHE_CONTROL, value);
         describe(&mut parts.headers, fragments, hits);
-        let body = B::streamed(Box::new(composer), &self.background).await;
+        let composing = Composing {
+            composer,
+            _held: held,
+        };
+        let body = B::streamed(Box::new(composing), &self.background).await;
         Response::from_parts(parts, body)
     }
 }
@@ -241,6 +313,7 @@ struct Resolver<'a, B, S, O, W, K> {
     now: SystemTime,
     seen: HashMap<(String, Option<String>), usize>,
     fetches: Vec<Fetch>,
+    held: Rc<Held>,
 }
 
 impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Resolver<'_, B, S, O, W, K> {
@@ -324,10 +397,10 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Resolve
         let proxy = self.proxy.clone();
         let headers = self.headers.clone();
         let cf_country = self.cf_country.clone();
-        let (now, context) = (self.now, self.context.clone());
+        let (now, context, held) = (self.now, self.context.clone(), self.held.clone());
         let fetch = async move {
             proxy
-                .fragment(targets, headers, cf_country, context, now)
+                .fragment(targets, headers, cf_country, context, held, now)
                 .await
         };
         self.fetches.push(Box::pin(fetch));
@@ -346,6 +419,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         headers: HeaderMap,
         cf_country: Option<String>,
         context: EsiContext,
+        held: Rc<Held>,
         now: SystemTime,
     ) -> Fetched {
         let mut failure = String::new();
@@ -378,6 +452,9 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             let hit =
                 crate::status::last_member(response.headers()).is_some_and(|v| v.contains("; hit"));
             match response.into_body().bytes(MAX_FRAGMENT_BYTES).await {
+                Ok(Some(body)) if !held.take(body.len() as u64) => {
+                    failure = "the isolate is composing as much as it may hold".into();
+                }
                 Ok(Some(body)) => {
                     return Ok(Fragment {
                         body: Rc::new(body),

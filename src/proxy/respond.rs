@@ -75,13 +75,33 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         body: B,
         request: &HeaderMap,
         method: &Method,
-        status: CacheStatus,
+        mut status: CacheStatus,
     ) -> Response<B> {
         let mut body = if method == Method::HEAD {
             B::empty()
         } else {
             body
         };
+        if self.config.esi
+            && parts.status == StatusCode::PARTIAL_CONTENT
+            && compose::marks_template(&parts.headers)
+        {
+            // A range of a template (a miss or revalidation that carried
+            // the client's Range) is markup, not a piece of the page:
+            // none of it reaches the client.
+            let text =
+                "edge-cache: the origin answered a range of an ESI template; ask without Range\n";
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            parts.headers = headers;
+            parts.status = StatusCode::BAD_GATEWAY;
+            body = B::from_bytes(text.as_bytes().to_vec());
+            status = status.with_detail("esi-error");
+        }
         let cacheable_method = matches!(*method, Method::GET | Method::HEAD);
         // An ESI template is composed per request (see `compose`): its
         // validators are not the page's, so they answer no precondition.

@@ -148,3 +148,22 @@ test('the client cannot have the template: If-None-Match, If-Modified-Since and 
     assert.equal(res.headers.get('last-modified'), null);
   }
 });
+
+test('an error page marked for ESI is composed; a range of a template never reaches the client', async () => {
+  origin.route('/e/missing', { status: 404, headers: { ...ESI }, body: 'gone<esi:remove>SECRET</esi:remove>:<esi:include src="/e/f"/>' });
+  fragment('/e/f', 'F');
+  const missing = await worker.fetch('/e/missing');
+  assert.equal(missing.status, 404);
+  assert.equal(missing.body, 'gone:F');
+  origin.route('/e/ranged', (req) => (req.headers.range
+    ? { status: 206, headers: { ...ESI, 'cache-control': 'max-age=600', 'content-range': 'bytes 0-9/40' }, body: '<esi:remov' }
+    : { headers: { ...ESI, 'cache-control': 'max-age=600' }, body: '<esi:remove>SECRET</esi:remove>ok' }));
+  const ranged = await worker.fetch('/e/ranged', { headers: { range: 'bytes=0-9' } });
+  assert.equal(ranged.status, 502);
+  assert.doesNotMatch(ranged.body, /esi|SECRET/);
+  assert.match(ranged.cacheStatus, /detail=esi-error/);
+  assert.equal((await worker.fetch('/e/ranged')).body, 'ok');
+  const again = await worker.fetch('/e/ranged', { headers: { range: 'bytes=0-9' } });
+  assert.equal(again.status, 200);
+  assert.equal(again.body, 'ok');
+});

@@ -86,15 +86,26 @@ function signedOrigin(path) {
 }
 const sign = (pathAndQuery) => `${pathAndQuery}&sig=${createHmac('sha256', SECRET).update(pathAndQuery).digest('hex')}`;
 
-test('a signed URL reaches the origin as the client sent it, less tracking parameters, and is cached', async () => {
+test('a signed URL reaches the origin in its own parameter order, less tracking parameters, and is cached', async () => {
   signedOrigin('/signed');
-  const url = sign('/signed?z=1&file=a%2Fb%7e&a=%41');
+  const url = sign('/signed?z=1&file=a%2Fb~&a=%C3%A9');
   const first = await worker.fetch(`${url}&utm_source=mail`);
   assert.equal(first.status, 200, first.body);
   assert.equal(origin.calls('/signed')[0].url, url);
   const again = await worker.stored(url);
   assert.match(again.cacheStatus, /; hit/);
   assert.equal(origin.calls('/signed').length, 1);
+});
+
+test('the origin sees escapes as the key holds them: one client\'s spelling cannot be stored for others', async () => {
+  // An origin that routes on raw bytes: only `/about` exists.
+  origin.route('/about', { headers: { 'cache-control': 'max-age=600' }, body: 'about page' });
+  origin.route('/%61bout', { status: 404, headers: { 'cache-control': 'max-age=600' }, body: 'not found' });
+  const attacker = await worker.fetch('/%61bout?q=%41');
+  assert.equal(attacker.body, 'about page');
+  assert.equal(origin.calls('/%61bout').length, 0);
+  assert.equal(origin.calls('/about')[0].url, '/about?q=A');
+  assert.equal((await worker.fetch('/about?q=A')).body, 'about page');
 });
 
 test('ORIGIN_URL=normalized asks the origin for the key: sorted, escapes normalised', async () => {

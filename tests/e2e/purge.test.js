@@ -144,6 +144,18 @@ test('a soft purge serves the stored copy at once and revalidates it in the back
   assert.equal(after.body, 'original');
 });
 
+test('a soft purge by URL also serves the stored copy at once where it is received', async () => {
+  origin.route('/soft-url', (req, n) => ({ headers: { 'cache-control': 'max-age=600', etag: '"u1"' }, body: `soft url #${n}` }));
+  await worker.fetch('/soft-url');
+  await worker.stored('/soft-url');
+  await purge(worker, { urls: ['/soft-url'], soft: true });
+  const soft = await worker.fetch('/soft-url');
+  assert.equal(soft.body, 'soft url #1');
+  assert.match(soft.cacheStatus, /detail=soft-purged/);
+  for (let i = 0; i < 50 && origin.calls('/soft-url').length < 2; i++) await sleep(20);
+  assert.equal(origin.calls('/soft-url')[1].headers['if-none-match'], '"u1"');
+});
+
 test('every spelling of the admin prefix reaches the admin code, never the origin or the cache', async () => {
   origin.route('/_admin/purge', { headers: { 'cache-control': 'max-age=600' }, body: 'ORIGIN' });
   const spellings = ['/%5Fadmin/purge', '/_admin/../_admin/purge', '//_admin/purge', '/%5fADMIN/purge', '/_admin;x/purge', '/x/../_admin/purge'];

@@ -59,6 +59,22 @@ fn site(req: &Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError> {
             vec![esi, ("cache-control", "max-age=60")],
             r#"a<esi:include src="http://169.254.169.254/latest" onerror="continue"/>b<esi:include src="https://evil.test/x" alt="/frag/a"/>c"#.into(),
         ),
+        "/missing" => {
+            let body = r#"gone <esi:remove>SECRET</esi:remove><esi:include src="/frag/a"/>"#;
+            let mut r = Response::builder().status(404).body(body.as_bytes().to_vec()).unwrap();
+            r.headers_mut().insert("surrogate-control", esi.1.parse().unwrap());
+            return Ok(r);
+        }
+        // Honours Range, as origins of templates may.
+        "/ranged" if req.headers().contains_key("range") => {
+            let body = br#"<esi:remove>SECRET</esi:remove>"#;
+            let mut r = Response::builder().status(206).body(body[..10].to_vec()).unwrap();
+            for (k, v) in [esi, ("cache-control", "max-age=60"), ("content-range", "bytes 0-9/31")] {
+                r.headers_mut().insert(k, v.parse().unwrap());
+            }
+            return Ok(r);
+        }
+        "/ranged" => (vec![esi, ("cache-control", "max-age=60")], r#"<esi:remove>SECRET</esi:remove>ok"#.into()),
         _ => return Ok(Response::builder().status(404).body(b"none".to_vec()).unwrap()),
     };
     let mut r = Response::new(body.into_bytes());
@@ -192,6 +208,50 @@ fn bombs_loops_depth_and_other_hosts_are_bounded() {
             .all(|r| !r.uri().to_string().contains("169.254")
                 && !r.uri().to_string().contains("evil"))
     );
+}
+
+#[test]
+fn an_error_page_template_is_composed_and_a_range_of_one_never_reaches_the_client() {
+    let h = purging(site);
+    let missing = h.get("/missing");
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.body(), b"gone A");
+    let ranged = h.send("GET", "/ranged", &[("range", "bytes=0-9")]);
+    assert_eq!(ranged.status(), 502);
+    assert!(!String::from_utf8_lossy(ranged.body()).contains("esi"));
+    assert!(
+        status(&ranged).contains("detail=esi-error"),
+        "{}",
+        status(&ranged)
+    );
+    let whole = h.get("/ranged");
+    assert_eq!(whole.body(), b"ok");
+    // Once stored, a range request gets the composed page.
+    let again = h.send("GET", "/ranged", &[("range", "bytes=0-9")]);
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.body(), b"ok");
+}
+
+#[test]
+fn compositions_hold_a_bounded_number_of_bytes_per_isolate() {
+    use crate::proxy::compose::{Held, MAX_COMPOSING_BYTES};
+    let h = purging(site);
+    let hog = Held::default();
+    assert!(hog.take(MAX_COMPOSING_BYTES - 100));
+    assert!(!Held::default().take(101));
+    let refused = h.get("/page");
+    assert_eq!(refused.status(), 503);
+    assert!(
+        status(&refused).contains("detail=esi-busy"),
+        "{}",
+        status(&refused)
+    );
+    drop(hog);
+    let page = h.get("/page");
+    assert_eq!(page.body(), b"<h1>A</h1><p>B-desktop</p>A");
+    // Everything the page held is released with it.
+    let all = Held::default();
+    assert!(all.take(MAX_COMPOSING_BYTES));
 }
 
 #[test]
