@@ -208,6 +208,18 @@ for (const [name, s] of Object.entries(summary)) {
     `${name.padEnd(24)} ${s.rps.toFixed(0).padStart(7)} ${s.p50.toFixed(2).padStart(9)} ${s.p99.toFixed(2).padStart(8)} ${s.cpu_us.toFixed(0).padStart(11)} ${String(s.errors).padStart(8)}`,
   );
 }
+// Ratios within each round (the workers ran back to back there), then their
+// median: steadier than a ratio of medians when the machine drifts.
+const paired = (name, field) => median(results[name].map((r, i) => r[field] / results['bare JS worker'][i][field]));
+report.paired = Object.fromEntries(
+  Object.keys(workers)
+    .filter((n) => n !== 'bare JS worker')
+    .map((n) => [n, { throughput: paired(n, 'rps'), cpu: paired(n, 'cpuUs') }]),
+);
+console.log('\nmedian of per-round ratios to the bare JS worker (throughput, CPU per request):');
+for (const [name, r] of Object.entries(report.paired)) {
+  console.log(`  ${name.padEnd(26)} ${(r.throughput * 100).toFixed(1).padStart(6)}%  ${(r.cpu * 100).toFixed(1).padStart(6)}%`);
+}
 console.log(`\nedge-cache / bare throughput: ${(report.hit_throughput_ratio * 100).toFixed(1)}%`);
 console.log(`edge-cache / bare CPU per hit (workerd process): ${(report.hit_cpu_ratio * 100).toFixed(1)}%`);
 const tierOff = summary['edge-cache, hot tier off'];
@@ -247,6 +259,8 @@ if (ESI_CASES.length) {
       console.error(`round ${round + 1}/${ROUNDS} composed ${label}: ${r.rps.toFixed(0)} req/s, ${r.cpuUs.toFixed(0)} µs CPU/request`);
     }
   }
+  const pairedToSingle = (label, field) => median(composed[label].map((r, i) => r[field] / composed['single hit'][i][field]));
+  report.composed_paired = Object.fromEntries(Object.keys(cases).map((label) => [label, { throughput: pairedToSingle(label, 'rps'), cpu: pairedToSingle(label, 'cpuUs') }]));
   report.composed = Object.fromEntries(
     Object.entries(composed).map(([label, rs]) => [label, { rps: median(rs.map((r) => r.rps)), cpu_us: median(rs.map((r) => r.cpuUs)), errors: rs.reduce((a, r) => a + r.errors, 0) }]),
   );
@@ -255,6 +269,10 @@ if (ESI_CASES.length) {
   console.log('page                 req/s   of single   CPU µs/req   of single  non-2xx');
   for (const [label, c] of Object.entries(report.composed)) {
     console.log(`${label.padEnd(16)} ${c.rps.toFixed(0).padStart(8)} ${((c.rps / single.rps) * 100).toFixed(1).padStart(10)}% ${c.cpu_us.toFixed(0).padStart(11)} ${((c.cpu_us / single.cpu_us) * 100).toFixed(1).padStart(10)}% ${String(c.errors).padStart(8)}`);
+  }
+  console.log('median of per-round ratios to the single hit (throughput, CPU per request):');
+  for (const [label, r] of Object.entries(report.composed_paired)) {
+    console.log(`  ${label.padEnd(14)} ${(r.throughput * 100).toFixed(1).padStart(6)}%  ${(r.cpu * 100).toFixed(1).padStart(6)}%`);
   }
 }
 

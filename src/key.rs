@@ -204,9 +204,16 @@ impl PathRules {
     }
 }
 
-/// Lower-case hex of the first 16 bytes.
+/// Lower-case hex of the first 16 bytes (by table: one `format!` a byte
+/// was 3% of a composed page's CPU, every fragment hashing its key).
 fn hex16(bytes: &[u8]) -> String {
-    bytes.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(32);
+    for b in bytes.iter().take(16) {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 #[cfg(test)]
