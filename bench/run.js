@@ -65,7 +65,7 @@ await new Promise((resolve) => origin.listen(0, '127.0.0.1', resolve));
 const ORIGIN = `http://127.0.0.1:${origin.address().port}`;
 
 const ADMIN_TOKEN = 'bench-admin-token-0123456789';
-const common = { host: '127.0.0.1', compatibilityDate: '2026-04-20', bindings: { ORIGIN, ADMIN_TOKEN, ESI: 'on' } };
+const common = { host: '127.0.0.1', compatibilityDate: '2026-04-20', compatibilityFlags: ['enable_request_signal'], bindings: { ORIGIN, ADMIN_TOKEN, ESI: 'on' } };
 // Unrelated purge targets in the memo, newer than the benchmarked entry, so
 // that every hit checks its four tags, URL and prefixes against them all.
 const PURGE_TARGETS = Number(process.env.PURGE_TARGETS ?? 3000);

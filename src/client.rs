@@ -23,6 +23,30 @@ pub const IP_COUNTRY: &str = "cf-ipcountry";
 pub const DEFAULT_DEVICE_HEADER: &str = "x-edge-device-type";
 pub const DEFAULT_COUNTRY_HEADER: &str = "x-edge-country";
 
+/// Request fields the traits' names may not take.
+const RESERVED: [&str; 20] = [
+    "authorization",
+    "cache-control",
+    "connection",
+    "content-encoding",
+    "content-length",
+    "content-type",
+    "cookie",
+    "expect",
+    "forwarded",
+    "host",
+    "origin",
+    "pragma",
+    "range",
+    "referer",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "user-agent",
+    "via",
+];
+
 /// The names the origin receives the client's traits under
 /// (`ORIGIN_DEVICE_HEADER`, `ORIGIN_COUNTRY_HEADER`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,10 +80,20 @@ impl OriginNames {
         }
         let name = HeaderName::from_bytes(value.as_bytes())
             .map_err(|_| format!("{value:?} is not a header name"))?;
-        match name.as_str().starts_with("cf-") {
-            true => Err(format!(
+        if name.as_str().starts_with("cf-") {
+            return Err(format!(
                 "{value:?} is Cloudflare's name space (cf-): it would not reach the origin"
-            )),
+            ));
+        }
+        // A field the request has a use for would be overwritten (`Cookie`,
+        // `User-Agent`), or one this cache strips would never arrive.
+        let taken = RESERVED.contains(&name.as_str())
+            || name.as_str().starts_with("accept")
+            || name.as_str().starts_with("if-")
+            || name.as_str().starts_with("sec-")
+            || crate::headers::UNKEYED_INPUTS.contains(&name.as_str());
+        match taken {
+            true => Err(format!("{value:?} is a field requests already use")),
             false => Ok(name),
         }
     }
@@ -303,7 +337,17 @@ mod tests {
         assert!(OriginNames::parse_name("CF-Device")
             .unwrap_err()
             .contains("cf-"));
-        for bad in ["a b", "X_Device", "X.Geo", ""] {
+        for bad in [
+            "a b",
+            "X_Device",
+            "X.Geo",
+            "",
+            "Cookie",
+            "User-Agent",
+            "X-Forwarded-Host",
+            "Accept-Language",
+            "If-Match",
+        ] {
             assert!(OriginNames::parse_name(bad).is_err(), "{bad}");
         }
     }

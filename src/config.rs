@@ -264,6 +264,13 @@ impl Config {
             )
             .map_err(|r| err("ORIGIN_COUNTRY_HEADER", r))?,
         };
+        if origin_names.device == origin_names.country {
+            let same = format!(
+                "{} is ORIGIN_DEVICE_HEADER's name too",
+                origin_names.country
+            );
+            return Err(err("ORIGIN_COUNTRY_HEADER", same));
+        }
         let origin_url = match get("ORIGIN_URL").as_deref() {
             None | Some("client") => OriginUrl::Client,
             Some("normalized") => OriginUrl::Normalized,
@@ -454,6 +461,7 @@ mod tests {
             ("HOT_TIER_BYTES", "-1"),
             ("ORIGIN_DEVICE_HEADER", "cf-device"),
             ("ORIGIN_COUNTRY_HEADER", "a:b"),
+            ("ORIGIN_COUNTRY_HEADER", "X-Edge-Device-Type"),
         ];
         for (name, value) in cases {
             let e = parse(&[(name, value)]).unwrap_err();

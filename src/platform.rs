@@ -143,6 +143,11 @@ pub trait Origin<B>: Clone + 'static {
 /// Work that finishes after the response is sent, timers, and the log.
 pub trait Background: Clone + 'static {
     fn spawn(&self, task: impl Future<Output = ()> + 'static);
+    /// Work only the client needs (writing its streamed body): dropped if
+    /// the client goes away, whose I/O the runtime then never settles.
+    fn spawn_for_client(&self, task: impl Future<Output = ()> + 'static) {
+        self.spawn(task);
+    }
     fn warn(&self, message: &str);
     /// Completes `ms` milliseconds after it is first polled.
     fn sleep(&self, ms: u64) -> impl Future<Output = ()> + 'static;

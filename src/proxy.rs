@@ -171,7 +171,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         // What composing needs of the request, before the pipeline changes
         // it. A few small copies: the response says whether it is a
         // template only after the pipeline has had the request.
-        let page = (cacheable && self.config.esi).then(|| compose::PageRequest {
+        let page = self.config.esi.then(|| compose::PageRequest {
             uri: request.uri().clone(),
             headers: request.headers().clone(),
             client: client.clone(),

@@ -103,7 +103,7 @@ impl Body for EdgeBody {
         // not own outlives it when the client goes away mid-page, and then
         // wakes in another request's turn (workerd: "Cannot perform I/O on
         // behalf of a different request"), breaking that request's I/O.
-        background.spawn(async move {
+        background.spawn_for_client(async move {
             while let Some(chunk) = chunks.next_chunk().await {
                 let written = match chunk {
                     Ok(bytes) => {

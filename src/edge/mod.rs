@@ -59,7 +59,8 @@ fn config(env: &Env) -> Result<Rc<Config>, crate::config::ConfigError> {
 /// Handles one fetch event: a promise of its response. A failure to build
 /// one is logged and answered with a 500.
 pub fn fetch(request: web_sys::Request, env: Env, ctx: worker_sys::Context) -> js_sys::Promise {
-    task::promise(async move {
+    let signal = request.signal();
+    let handled = async move {
         match handle(request, env, ctx).await {
             Ok(response) => Ok(response.into()),
             Err(e) => {
@@ -71,7 +72,9 @@ pub fn fetch(request: web_sys::Request, env: Env, ctx: worker_sys::Context) -> j
                 Ok(response.into())
             }
         }
-    })
+    };
+    // A client that goes away drops the work done for it (see `task`).
+    task::promise_until_aborted(handled, &signal)
 }
 
 async fn handle(
@@ -106,7 +109,10 @@ async fn handle(
         target,
         timeout_ms: config.origin_timeout_secs * 1000,
     };
-    let background = EdgeBackground(Rc::new(ctx));
+    let background = EdgeBackground {
+        ctx: Rc::new(ctx),
+        client_gone: request.signal(),
+    };
     let flights = FLIGHTS.with(Flights::clone);
     let purges = Purges {
         // Without the binding nothing is ever purged (and the admin API says so).

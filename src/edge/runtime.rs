@@ -172,7 +172,11 @@ const SIGNAL_POLL_MAX_MS: u64 = 16;
 
 /// `ctx.wait_until` for background work; the console for warnings.
 #[derive(Clone)]
-pub struct EdgeBackground(pub Rc<worker_sys::Context>);
+pub struct EdgeBackground {
+    pub ctx: Rc<worker_sys::Context>,
+    /// The incoming request's: aborted when its client goes away.
+    pub client_gone: web_sys::AbortSignal,
+}
 
 impl Background for EdgeBackground {
     fn spawn(&self, task: impl Future<Output = ()> + 'static) {
@@ -181,7 +185,16 @@ impl Background for EdgeBackground {
             Ok(JsValue::UNDEFINED)
         });
         // Fails only on a context that is not a fetch event's.
-        let _ = self.0.wait_until(&promise);
+        let _ = self.ctx.wait_until(&promise);
+    }
+
+    fn spawn_for_client(&self, task: impl Future<Output = ()> + 'static) {
+        let task = async move {
+            task.await;
+            Ok(JsValue::UNDEFINED)
+        };
+        let promise = super::task::promise_until_aborted(task, &self.client_gone);
+        let _ = self.ctx.wait_until(&promise);
     }
 
     fn warn(&self, message: &str) {

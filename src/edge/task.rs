@@ -23,7 +23,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, RawWaker, RawWakerVTable, Waker};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -31,6 +31,8 @@ enum State {
     Polling,
     /// Woken while being polled: poll again.
     Woken,
+    /// Cancelled while being polled: dropped when the poll returns.
+    Cancelled,
     Done,
 }
 
@@ -47,13 +49,58 @@ thread_local! {
     static DEPTH: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Runs `future` as a task of its own: polled now if nothing is being
-/// polled (an event handler's entry), else when the current poll returns.
-pub fn spawn(future: impl Future<Output = ()> + 'static) {
+/// A promise of `future`'s outcome, for an event handler or `waitUntil`.
+pub fn promise(
+    future: impl Future<Output = Result<JsValue, JsValue>> + 'static,
+) -> js_sys::Promise {
+    let (promise, task) = settled_by(future);
+    start(task);
+    promise
+}
+
+/// [`promise`], for a request whose client may go away (`signal`, the
+/// incoming request's, with the `enable_request_signal` flag): its task is
+/// dropped then. workerd never settles the I/O of a cancelled request, so
+/// without this its future would wait forever, holding what it holds: the
+/// bytes of a page being composed, its purge read, its flight.
+pub fn promise_until_aborted(
+    future: impl Future<Output = Result<JsValue, JsValue>> + 'static,
+    signal: &web_sys::AbortSignal,
+) -> js_sys::Promise {
+    let (promise, task) = settled_by(future);
+    let weak = Rc::downgrade(&task);
+    let abort = wasm_bindgen::closure::Closure::once_into_js(move || {
+        if let Some(task) = weak.upgrade() {
+            cancel(&task);
+        }
+    });
+    let _ = signal.add_event_listener_with_callback("abort", abort.unchecked_ref());
+    start(task);
+    promise
+}
+
+/// A task for `future`, and the promise it settles.
+fn settled_by(
+    future: impl Future<Output = Result<JsValue, JsValue>> + 'static,
+) -> (js_sys::Promise, Rc<Task>) {
+    let mut settle = None;
+    let promise = js_sys::Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
+    let (resolve, reject) = settle.expect("the executor runs synchronously");
     let task = Rc::new(Task {
-        future: RefCell::new(Some(Box::pin(future))),
+        future: RefCell::new(Some(Box::pin(async move {
+            let _ = match future.await {
+                Ok(value) => resolve.call1(&JsValue::UNDEFINED, &value),
+                Err(error) => reject.call1(&JsValue::UNDEFINED, &error),
+            };
+        }))),
         state: Cell::new(State::Idle),
     });
+    (promise, task)
+}
+
+/// Polls a new task now if nothing is being polled (an event handler's
+/// entry), else when the current poll returns.
+fn start(task: Rc<Task>) {
     if DEPTH.get() == 0 {
         run(&task);
     } else {
@@ -61,20 +108,18 @@ pub fn spawn(future: impl Future<Output = ()> + 'static) {
     }
 }
 
-/// A promise of `future`'s outcome, for an event handler or `waitUntil`.
-pub fn promise(
-    future: impl Future<Output = Result<JsValue, JsValue>> + 'static,
-) -> js_sys::Promise {
-    let mut settle = None;
-    let promise = js_sys::Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
-    let (resolve, reject) = settle.expect("the executor runs synchronously");
-    spawn(async move {
-        let _ = match future.await {
-            Ok(value) => resolve.call1(&JsValue::UNDEFINED, &value),
-            Err(error) => reject.call1(&JsValue::UNDEFINED, &error),
-        };
-    });
-    promise
+/// Drops a task's future unpolled: it will never be polled again. A task
+/// being polled is dropped when its poll returns.
+fn cancel(task: &Rc<Task>) {
+    match task.state.get() {
+        State::Done => {}
+        State::Polling | State::Woken => task.state.set(State::Cancelled),
+        State::Idle | State::Cancelled => {
+            task.state.set(State::Done);
+            let future = task.future.borrow_mut().take();
+            drop(future);
+        }
+    }
 }
 
 /// Polls `task` until it is pending and not woken, or done; then the tasks
@@ -82,7 +127,7 @@ pub fn promise(
 fn run(task: &Rc<Task>) {
     match task.state.get() {
         State::Polling | State::Woken => return task.state.set(State::Woken),
-        State::Done => return,
+        State::Done | State::Cancelled => return,
         State::Idle => {}
     }
     DEPTH.set(DEPTH.get() + 1);
@@ -94,7 +139,7 @@ fn run(task: &Rc<Task>) {
             Some(future) => future.as_mut().poll(&mut cx).is_ready(),
             None => true,
         };
-        if ready {
+        if ready || task.state.get() == State::Cancelled {
             task.state.set(State::Done);
             // Dropped outside the borrow: a drop may wake other tasks.
             let future = task.future.borrow_mut().take();
@@ -163,6 +208,33 @@ mod tests {
     }
 
     #[wasm_bindgen_test]
+    async fn an_aborted_request_drops_its_work() {
+        struct Guard(Rc<Cell<bool>>);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                self.0.set(true);
+            }
+        }
+        let dropped = Rc::new(Cell::new(false));
+        let guard = Guard(dropped.clone());
+        let controller = web_sys::AbortController::new().unwrap();
+        let _never = promise_until_aborted(
+            async move {
+                let _held = guard;
+                // Never settled, as a cancelled request's I/O: its waker
+                // keeps the task alive.
+                let never = js_sys::Promise::new(&mut |_, _| {});
+                let _ = JsFuture::from(never).await;
+                Ok(JsValue::UNDEFINED)
+            },
+            &controller.signal(),
+        );
+        assert!(!dropped.get());
+        controller.abort();
+        assert!(dropped.get());
+    }
+
+    #[wasm_bindgen_test]
     async fn a_wake_during_its_own_poll_polls_again() {
         let polls = Rc::new(Cell::new(0));
         let counted = polls.clone();
@@ -189,7 +261,10 @@ mod tests {
         let done = promise(async move {
             let inner = log.clone();
             let held = log.borrow_mut();
-            spawn(async move { inner.borrow_mut().push("spawned") });
+            let _ = promise(async move {
+                inner.borrow_mut().push("spawned");
+                Ok(JsValue::UNDEFINED)
+            });
             drop(held);
             log.borrow_mut().push("spawner");
             Ok(JsValue::UNDEFINED)

@@ -21,6 +21,8 @@ use std::task::{Context as TaskContext, Poll};
 
 /// The composed page stops (breaks off) past this many bytes.
 pub const MAX_OUTPUT: usize = 32 * 1024 * 1024;
+/// The size past which a chunk of the page goes out (see `next_chunk`).
+const CHUNK_BYTES: usize = 64 * 1024;
 
 /// What the client may do with a response, reduced to what combining
 /// needs: the composed page gets the most restrictive of its parts.
@@ -224,7 +226,10 @@ impl Composer {
         std::future::poll_fn(|cx| {
             self.poll_fetches(cx);
             let mut chunk = Vec::new();
-            while self.next < self.pieces.len() {
+            // A chunk ends once it passes CHUNK_BYTES: each is written when
+            // the client has taken the last, so a client that reads slowly
+            // holds a chunk of the page, not all of it.
+            while self.next < self.pieces.len() && chunk.len() < CHUNK_BYTES {
                 match render(&self.pieces[self.next], &self.results) {
                     None => break,
                     Some(Ok(bytes)) => {

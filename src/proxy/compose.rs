@@ -36,34 +36,76 @@ pub const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
 pub const MAX_COMPOSING_BYTES: u64 = 32 * 1024 * 1024;
 
 thread_local! {
-    /// Bytes the compositions in this isolate hold now (see [`Held`]).
-    static COMPOSING: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// What the compositions in this isolate hold now, by composition.
+    static COMPOSING: std::cell::RefCell<Compositions> = std::cell::RefCell::default();
+}
+
+/// The isolate's compositions: bytes and start (Unix ms) by id, and the total.
+#[derive(Default)]
+struct Compositions {
+    held: HashMap<u64, (u64, u64)>,
+    total: u64,
+    next_id: u64,
 }
 
 /// The bytes one page's composition holds (its template, twice: read and
 /// cut into pieces; its fragments), counted against the isolate's
-/// [`MAX_COMPOSING_BYTES`] until the composition is dropped.
-#[derive(Default)]
-pub(super) struct Held(std::cell::Cell<u64>);
+/// [`MAX_COMPOSING_BYTES`] until the composition is dropped, or for at most
+/// `expires_ms`: the runtime never settles the I/O of a request whose
+/// client went away (where it does not report that, see `edge::task`), so
+/// such a composition is never dropped, and must not keep others out.
+pub(super) struct Held {
+    id: u64,
+    expires_ms: u64,
+}
 
 impl Held {
-    /// Counts `bytes` more, unless the isolate would then hold too much.
-    pub(super) fn take(&self, bytes: u64) -> bool {
-        COMPOSING
-            .with(|all| {
-                let total = all.get() + bytes;
-                (total <= MAX_COMPOSING_BYTES).then(|| {
-                    all.set(total);
-                    self.0.set(self.0.get() + bytes);
-                })
-            })
-            .is_some()
+    pub(super) fn new(now: SystemTime, expires_ms: u64) -> Self {
+        let now_ms = super::purging::unix_ms(now);
+        let id = COMPOSING.with_borrow_mut(|c| {
+            c.next_id += 1;
+            c.held.insert(c.next_id, (0, now_ms));
+            c.next_id
+        });
+        Held { id, expires_ms }
+    }
+
+    /// Counts `bytes` more at `now`, unless the isolate would then hold
+    /// too much (compositions older than their bound no longer count).
+    pub(super) fn take(&self, bytes: u64, now: SystemTime) -> bool {
+        let now_ms = super::purging::unix_ms(now);
+        COMPOSING.with_borrow_mut(|c| {
+            let expired: Vec<u64> = c
+                .held
+                .iter()
+                .filter(|(_, (_, started))| started + self.expires_ms < now_ms)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in expired {
+                if let Some((gone, _)) = c.held.remove(&id) {
+                    c.total -= gone;
+                }
+            }
+            let Some((mine, _)) = c.held.get_mut(&self.id) else {
+                return false;
+            };
+            if c.total + bytes > MAX_COMPOSING_BYTES {
+                return false;
+            }
+            *mine += bytes;
+            c.total += bytes;
+            true
+        })
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        COMPOSING.with(|all| all.set(all.get() - self.0.get()));
+        COMPOSING.with_borrow_mut(|c| {
+            if let Some((mine, _)) = c.held.remove(&self.id) {
+                c.total -= mine;
+            }
+        });
     }
 }
 
@@ -182,8 +224,10 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             Ok(None) => return fail(&format!("the template is over {MAX_TEMPLATE_BYTES} bytes")),
             Err(e) => return fail(&format!("the template could not be read: {e}")),
         };
-        let held = Rc::new(Held::default());
-        if !held.take(2 * template.len() as u64) {
+        // Longer than the fetches of three nested levels may take.
+        let expires_ms = 4 * 1000 * u64::from(self.config.origin_timeout_secs);
+        let held = Rc::new(Held::new(now, expires_ms));
+        if !held.take(2 * template.len() as u64, now) {
             self.background
                 .warn("ESI: the isolate is composing as much as it may hold; a page was refused");
             let status = CacheStatus::new(Phase::Local).with_detail("esi-busy");
@@ -452,7 +496,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             let hit =
                 crate::status::last_member(response.headers()).is_some_and(|v| v.contains("; hit"));
             match response.into_body().bytes(MAX_FRAGMENT_BYTES).await {
-                Ok(Some(body)) if !held.take(body.len() as u64) => {
+                Ok(Some(body)) if !held.take(body.len() as u64, now) => {
                     failure = "the isolate is composing as much as it may hold".into();
                 }
                 Ok(Some(body)) => {

@@ -103,11 +103,11 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             status = status.with_detail("esi-error");
         }
         let cacheable_method = matches!(*method, Method::GET | Method::HEAD);
-        // An ESI template is composed per request (see `compose`): its
-        // validators are not the page's, so they answer no precondition.
-        let template = self.config.esi
-            && cacheable_method
-            && compose::is_template(parts.status, &parts.headers);
+        // An ESI template is composed per request (see `compose`), the
+        // answer to a POST as much as to a GET: its markup never reaches a
+        // client. Its validators are not the page's: they answer no
+        // precondition.
+        let template = self.config.esi && compose::is_template(parts.status, &parts.headers);
         if template {
             parts.extensions.insert(compose::EsiTemplate);
         }

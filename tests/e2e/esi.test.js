@@ -3,6 +3,7 @@
 // counting origin whose fragments can be slow.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { startOrigin, startWorker, sleep } from './harness.js';
 
 const TOKEN = 'esi-admin-token-0123456789';
@@ -166,4 +167,31 @@ test('an error page marked for ESI is composed; a range of a template never reac
   const again = await worker.fetch('/e/ranged', { headers: { range: 'bytes=0-9' } });
   assert.equal(again.status, 200);
   assert.equal(again.body, 'ok');
+});
+
+test('pages whose clients left stop holding the isolate\'s composition budget', async () => {
+  // ORIGIN_TIMEOUT=1: a composition counts for at most 4 s. Each page holds
+  // twice its ~1,000 KiB template while its slow fragment is fetched: 20 of
+  // them pass the isolate's 32 MiB. Where the runtime reports the client
+  // leaving (request.signal), they are dropped at once.
+  const quick = await startWorker({ ORIGIN: origin.url, ORIGIN_TIMEOUT: '1' });
+  try {
+    const big = 'x'.repeat(1000 * 1024);
+    for (let i = 0; i < 20; i++) page(`/gone/${i}`, `${big}<esi:include src="/gone/slow"/>`);
+    fragment('/gone/slow', 'S', {}, 20000);
+    const { hostname, port } = new URL(quick.url);
+    await Promise.all(Array.from({ length: 20 }, (_, i) => new Promise((resolve) => {
+      const req = http.get({ hostname, port, path: `/gone/${i}`, headers: { host: 'shop.test' } });
+      req.on('error', () => resolve());
+      setTimeout(() => { req.destroy(); resolve(); }, 300);
+    })));
+    await sleep(4500);
+    page('/gone/after', `${big}<esi:include src="/gone/after-f"/>`);
+    fragment('/gone/after-f', 'F');
+    const after = await quick.fetch('/gone/after');
+    assert.equal(after.status, 200, after.cacheStatus);
+    assert.equal(after.body, `${big}F`);
+  } finally {
+    await quick.dispose();
+  }
 });

@@ -83,6 +83,7 @@ export async function startWorker(vars = {}, { kvPersist, cachePersist, kv = tru
     scriptPath: 'build/index.js',
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
     compatibilityDate: '2026-04-20',
+    compatibilityFlags: ['enable_request_signal'],
     // `kv: false` leaves CACHE_KV to `vars` (a stand-in that fails, say).
     kvNamespaces: kv ? ['CACHE_KV'] : [],
     ...(kvPersist ? { kvPersist } : {}),

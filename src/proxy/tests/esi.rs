@@ -236,9 +236,10 @@ fn an_error_page_template_is_composed_and_a_range_of_one_never_reaches_the_clien
 fn compositions_hold_a_bounded_number_of_bytes_per_isolate() {
     use crate::proxy::compose::{Held, MAX_COMPOSING_BYTES};
     let h = purging(site);
-    let hog = Held::default();
-    assert!(hog.take(MAX_COMPOSING_BYTES - 100));
-    assert!(!Held::default().take(101));
+    let now = h.now;
+    let hog = Held::new(now, 90_000);
+    assert!(hog.take(MAX_COMPOSING_BYTES - 100, now));
+    assert!(!Held::new(now, 90_000).take(101, now));
     let refused = h.get("/page");
     assert_eq!(refused.status(), 503);
     assert!(
@@ -250,8 +251,12 @@ fn compositions_hold_a_bounded_number_of_bytes_per_isolate() {
     let page = h.get("/page");
     assert_eq!(page.body(), b"<h1>A</h1><p>B-desktop</p>A");
     // Everything the page held is released with it.
-    let all = Held::default();
-    assert!(all.take(MAX_COMPOSING_BYTES));
+    let all = Held::new(now, 90_000);
+    assert!(all.take(MAX_COMPOSING_BYTES, now));
+    // A composition never dropped (its client's request cancelled) stops
+    // counting once past its bound.
+    let later = now + std::time::Duration::from_millis(90_001);
+    assert!(Held::new(later, 90_000).take(MAX_COMPOSING_BYTES, later));
 }
 
 #[test]
