@@ -25,9 +25,10 @@ test('a miss is stored and the next request is a hit with Age and Date', async (
   // The origin's Date was set before the request: a second boundary in between is one second of age.
   assert.match(miss.cacheStatus, /^edge-cache; fwd=uri-miss; fwd-status=200; stored; ttl=(59|60)$/);
   await worker.stored('/basic?x=1');
+  // `stored` read it from the Cache API, which put it in the hot tier.
   const hit = await worker.fetch('/basic?x=1');
   assert.equal(hit.body, 'hello');
-  assert.match(hit.cacheStatus, /^edge-cache; hit; ttl=(58|59|60)$/);
+  assert.match(hit.cacheStatus, /^edge-cache; hit; ttl=(58|59|60); detail=memory$/);
   assert.match(hit.headers.get('age'), /^[0-2]$/);
   assert.ok(hit.headers.get('date'));
   assert.equal(hit.headers.get('x-origin'), 'yes');
