@@ -553,6 +553,7 @@ fn origin_request<B: Body>(request: Request<B>) -> Request<B> {
 }
 
 mod admin_routes;
+mod budget;
 mod coalesce;
 mod compose;
 mod forward;

@@ -13,12 +13,13 @@
 //! at most [`MAX_FRAGMENT_BYTES`], a template [`MAX_TEMPLATE_BYTES`]; each
 //! fetch takes at most `ORIGIN_TIMEOUT`. Templates and fragments are read
 //! into wasm memory, which never shrinks, so the compositions of an isolate
-//! hold at most [`MAX_COMPOSING_BYTES`] at once: a page that would pass it
+//! hold at most [`super::budget::MAX_COMPOSING_BYTES`] at once: a page that would pass it
 //! is a 503 before its fragments are fetched, a fragment that would is an
 //! include error. A refused or failed include takes
 //! its `alt`, then `onerror`, then its `esi:try`, as [`crate::esi::compose`]
 //! says.
 
+use super::budget::Held;
 use super::*;
 use crate::esi::compose::{Composer, Fetch, Fetched, Fragment, Lifetime, Resolve};
 use crate::esi::parse::{parse, Include};
@@ -32,83 +33,6 @@ pub const MAX_DEPTH: u8 = 3;
 pub const MAX_INCLUDES: usize = 256;
 pub const MAX_FRAGMENT_BYTES: u64 = 512 * 1024;
 pub const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
-/// A quarter of the isolate's 128 MB.
-pub const MAX_COMPOSING_BYTES: u64 = 32 * 1024 * 1024;
-
-thread_local! {
-    /// What the compositions in this isolate hold now, by composition.
-    static COMPOSING: std::cell::RefCell<Compositions> = std::cell::RefCell::default();
-}
-
-/// The isolate's compositions: bytes and start (Unix ms) by id, and the total.
-#[derive(Default)]
-struct Compositions {
-    held: HashMap<u64, (u64, u64)>,
-    total: u64,
-    next_id: u64,
-}
-
-/// The bytes one page's composition holds (its template, twice: read and
-/// cut into pieces; its fragments), counted against the isolate's
-/// [`MAX_COMPOSING_BYTES`] until the composition is dropped, or for at most
-/// `expires_ms`: the runtime never settles the I/O of a request whose
-/// client went away (where it does not report that, see `edge::task`), so
-/// such a composition is never dropped, and must not keep others out.
-pub(super) struct Held {
-    id: u64,
-    expires_ms: u64,
-}
-
-impl Held {
-    pub(super) fn new(now: SystemTime, expires_ms: u64) -> Self {
-        let now_ms = super::purging::unix_ms(now);
-        let id = COMPOSING.with_borrow_mut(|c| {
-            c.next_id += 1;
-            c.held.insert(c.next_id, (0, now_ms));
-            c.next_id
-        });
-        Held { id, expires_ms }
-    }
-
-    /// Counts `bytes` more at `now`, unless the isolate would then hold
-    /// too much (compositions older than their bound no longer count).
-    pub(super) fn take(&self, bytes: u64, now: SystemTime) -> bool {
-        let now_ms = super::purging::unix_ms(now);
-        COMPOSING.with_borrow_mut(|c| {
-            let expired: Vec<u64> = c
-                .held
-                .iter()
-                .filter(|(_, (_, started))| started + self.expires_ms < now_ms)
-                .map(|(id, _)| *id)
-                .collect();
-            for id in expired {
-                if let Some((gone, _)) = c.held.remove(&id) {
-                    c.total -= gone;
-                }
-            }
-            let Some((mine, _)) = c.held.get_mut(&self.id) else {
-                return false;
-            };
-            if c.total + bytes > MAX_COMPOSING_BYTES {
-                return false;
-            }
-            *mine += bytes;
-            c.total += bytes;
-            true
-        })
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        COMPOSING.with_borrow_mut(|c| {
-            if let Some((mine, _)) = c.held.remove(&self.id) {
-                c.total -= mine;
-            }
-        });
-    }
-}
-
 /// A composition and what it holds, released together.
 struct Composing {
     composer: Composer,

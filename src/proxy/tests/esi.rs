@@ -234,7 +234,7 @@ fn an_error_page_template_is_composed_and_a_range_of_one_never_reaches_the_clien
 
 #[test]
 fn compositions_hold_a_bounded_number_of_bytes_per_isolate() {
-    use crate::proxy::compose::{Held, MAX_COMPOSING_BYTES};
+    use crate::proxy::budget::{Held, MAX_COMPOSING_BYTES};
     let h = purging(site);
     let now = h.now;
     let hog = Held::new(now, 90_000);
