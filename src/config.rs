@@ -159,6 +159,24 @@ impl Config {
                 .filter(|v| !v.is_empty())
         };
         let err = |variable: &'static str, reason: String| ConfigError { variable, reason };
+        // A variable that is one of a few words; the first is the default.
+        fn one_of<T: Copy>(
+            variable: &'static str,
+            value: Option<String>,
+            words: &[(&str, T)],
+        ) -> Result<T, ConfigError> {
+            let Some(value) = value else {
+                return Ok(words[0].1);
+            };
+            match words.iter().find(|(word, _)| *word == value) {
+                Some((_, choice)) => Ok(*choice),
+                None => {
+                    let names: Vec<&str> = words.iter().map(|(word, _)| *word).collect();
+                    let reason = format!("{value:?} must be {}", names.join(" or "));
+                    Err(ConfigError { variable, reason })
+                }
+            }
+        }
 
         let origin = match get("ORIGIN") {
             None => OriginConfig::DemoAssets,
@@ -271,42 +289,35 @@ impl Config {
             );
             return Err(err("ORIGIN_COUNTRY_HEADER", same));
         }
-        let origin_url = match get("ORIGIN_URL").as_deref() {
-            None | Some("client") => OriginUrl::Client,
-            Some("normalized") => OriginUrl::Normalized,
-            Some(v) => {
-                return Err(err(
-                    "ORIGIN_URL",
-                    format!("{v:?} must be client or normalized"),
-                ))
-            }
-        };
+        let origin_url = one_of(
+            "ORIGIN_URL",
+            get("ORIGIN_URL"),
+            &[
+                ("client", OriginUrl::Client),
+                ("normalized", OriginUrl::Normalized),
+            ],
+        )?;
         let country_groups = match get("COUNTRY_GROUPS") {
             None => CountryGroups::default(),
             Some(v) => CountryGroups::parse(&v).map_err(|r| err("COUNTRY_GROUPS", r))?,
         };
         let bypass_cookies = BypassCookies::parse(&get("BYPASS_COOKIES").unwrap_or_default())
             .map_err(|r| err("BYPASS_COOKIES", r))?;
-        let user_agent = match get("VARY_USER_AGENT").as_deref() {
-            None | Some("raw") => UserAgentKey::Raw,
-            Some("device") => UserAgentKey::Device,
-            Some(v) => {
-                return Err(err(
-                    "VARY_USER_AGENT",
-                    format!("{v:?} must be device or raw"),
-                ))
-            }
-        };
+        let user_agent = one_of(
+            "VARY_USER_AGENT",
+            get("VARY_USER_AGENT"),
+            &[("raw", UserAgentKey::Raw), ("device", UserAgentKey::Device)],
+        )?;
         let path_rules = match get("VARY_BY_PATH") {
             None => PathRules::default(),
             Some(v) => PathRules::parse(&v).map_err(|r| err("VARY_BY_PATH", r))?,
         };
         let purge_refresh_secs = seconds_from_one("PURGE_REFRESH", 5, 300)?;
-        let expose_tags = match get("EXPOSE_TAGS").as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(v) => return Err(err("EXPOSE_TAGS", format!("{v:?} must be true or false"))),
-        };
+        let expose_tags = one_of(
+            "EXPOSE_TAGS",
+            get("EXPOSE_TAGS"),
+            &[("false", false), ("true", true)],
+        )?;
         let admin_token = lookup("ADMIN_TOKEN").filter(|t| t.len() >= MIN_ADMIN_TOKEN);
         let esi_allowed_hosts = get("ESI_ALLOWED_HOSTS")
             .unwrap_or_default()
@@ -327,11 +338,7 @@ impl Config {
                     )
                 })?,
         };
-        let esi = match get("ESI").as_deref() {
-            None | Some("on") => true,
-            Some("off") => false,
-            Some(v) => return Err(err("ESI", format!("{v:?} must be on or off"))),
-        };
+        let esi = one_of("ESI", get("ESI"), &[("on", true), ("off", false)])?;
         Ok(Config {
             hot_tier_bytes,
             esi,
