@@ -29,7 +29,7 @@ use crate::headers::{
 use crate::hot_tier::{FromMemory, ReadRecord};
 use crate::key::{CacheKey, UserAgentKey};
 use crate::meta::{self, EntryMeta, Freshness, Record, VaryMarker};
-use crate::normalize::{normalize, origin_uri, NormalizedUri};
+use crate::normalize::{normalize, origin_uri, NormalizedUri, OriginUrl};
 use crate::platform::{
     Background, Body, Buffered, Exceeded, Kv, Origin, OriginError, PlatformError, ReadLimit,
     Storage,
@@ -217,13 +217,11 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             return self.forward(request, status, now).await;
         };
         let key = self.key(&uri, client);
-        let asked = origin_uri(
-            request.uri(),
-            uri,
-            &self.config.tracking,
-            self.config.origin_url,
-        );
-        *request.uri_mut() = asked;
+        let client_uri = std::mem::replace(request.uri_mut(), uri.into_uri());
+        if self.config.origin_url == OriginUrl::Client && client_uri.query().is_some() {
+            // The parameters' order, for the origin only: a hit never needs it.
+            request.extensions_mut().insert(ClientOrder(client_uri));
+        }
         let only_if_cached = Directives::from_headers(request.headers(), header::CACHE_CONTROL)
             .is_some_and(|d| d.has("only-if-cached"));
         let entry = match self.lookup(&key, request.headers()).await {
@@ -386,6 +384,9 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
     ) -> Result<Response<B>, OriginError> {
         strip_hop_by_hop(request.headers_mut());
         strip_never_forwarded(request.headers_mut());
+        if let Some(ClientOrder(client)) = request.extensions_mut().remove::<ClientOrder>() {
+            *request.uri_mut() = origin_uri(&client, request.uri(), &self.config.tracking);
+        }
         let mut response = self.origin.fetch(request).await?;
         // A final response is 200–599 (RFC 9110 §15); anything else cannot
         // be answered to the client, let alone stored.
@@ -533,6 +534,12 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         storability(request, status, headers, now, self.config.policy)
     }
 }
+
+/// The URL a cache-eligible request came with, when the origin is to be
+/// asked for the key's URL in its parameters' order (`ORIGIN_URL=client`,
+/// see [`origin_uri`]); the request itself carries the key's URL.
+#[derive(Debug, Clone)]
+struct ClientOrder(Uri);
 
 /// The request sent to the origin to fill the cache: GET (a HEAD miss fills
 /// the entry too), and none of the client's preconditions, so a full

@@ -195,6 +195,9 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         let key = key.clone();
         let mut background = Request::new(B::empty());
         *background.uri_mut() = request.uri().clone();
+        if let Some(order) = request.extensions().get::<ClientOrder>() {
+            background.extensions_mut().insert(order.clone());
+        }
         *background.headers_mut() = request.headers().clone();
         // Only what selects the variant matters; the client's range and
         // preconditions are for its own answer. So are its own directives

@@ -300,3 +300,33 @@ fn a_clients_no_store_does_not_ride_on_the_shared_background_revalidation() {
     // The revalidation was stored: the next request is a fresh hit.
     assert_eq!(status(&h.get("/swr-ns")), "edge-cache; hit; ttl=60");
 }
+
+#[test]
+fn a_background_revalidation_asks_in_the_requests_parameter_order() {
+    let mut h = harness(ok(
+        &[
+            ("cache-control", "max-age=60, stale-while-revalidate=30"),
+            ("etag", "\"v1\""),
+        ],
+        "one",
+    ));
+    h.get("/swr?a=1&b=2");
+    h.advance(70);
+    let stale = h.get("/swr?b=2&a=%31");
+    assert!(status(&stale).ends_with("detail=stale-while-revalidate"));
+    let seen: Vec<String> = h
+        .proxy
+        .origin
+        .seen
+        .borrow()
+        .iter()
+        .map(|r| r.uri().to_string())
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "https://shop.example/swr?a=1&b=2",
+            "https://shop.example/swr?b=2&a=1"
+        ]
+    );
+}
