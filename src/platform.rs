@@ -235,8 +235,12 @@ pub async fn join_all<T>(futures: Vec<std::pin::Pin<Box<dyn Future<Output = T> +
 /// in dashboard previews and behind Cloudflare Access, which a request does
 /// not show). Such a deployment sees every request miss, without an error.
 pub fn cache_api_inert(host: &str) -> bool {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    host == "workers.dev" || host.ends_with(".workers.dev")
+    // Asked on every request: no allocation.
+    let host = host.trim_end_matches('.').as_bytes();
+    let suffix = b"workers.dev";
+    host.len() >= suffix.len()
+        && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+        && (host.len() == suffix.len() || host[host.len() - suffix.len() - 1] == b'.')
 }
 
 #[cfg(test)]

@@ -142,7 +142,8 @@ async fn handle(
         return convert::response_to_js(local_response(code, text, &status, name, now));
     };
     let host = http_request.uri().host().unwrap_or("");
-    if crate::platform::cache_api_inert(host) && !WARNED_INERT.replace(true) {
+    if !WARNED_INERT.get() && crate::platform::cache_api_inert(host) {
+        WARNED_INERT.set(true);
         worker::console_warn!(
             "edge-cache: nothing is cached on {host}: the Cache API does nothing on *.workers.dev \
              (nor in dashboard previews or behind Cloudflare Access). Serve the worker from a \
