@@ -4,10 +4,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startOrigin, startWorker, sleep } from './harness.js';
+import { startOrigin, startWorker, sleep, IPHONE } from './harness.js';
 
 const TOKEN = 'esi-admin-token-0123456789';
-const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1';
 const ESI = { 'surrogate-control': 'content="ESI/1.0"' };
 
 let origin;

@@ -5,11 +5,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startOrigin, startWorker, sleep } from './harness.js';
+import { startOrigin, startWorker, sleep, IPHONE, DESKTOP } from './harness.js';
 
 const TOKEN = 'hot-tier-admin-token-0123';
-const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1';
-const DESKTOP = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
 const cacheDir = mkdtempSync(join(tmpdir(), 'edge-cache-cache-'));
 
 let origin;
