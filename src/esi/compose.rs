@@ -205,19 +205,9 @@ impl Composer {
 
     /// Whether a top-level include that must not fail already has.
     pub fn failed(&self) -> Option<String> {
-        self.pieces.iter().find_map(|piece| match piece {
-            Piece::Include {
-                fetch,
-                continue_on_error: false,
-            } => match fetch {
-                Err(why) => Some(why.clone()),
-                Ok(i) => match &self.results[*i] {
-                    Some(Err(why)) => Some(why.clone()),
-                    _ => None,
-                },
-            },
-            _ => None,
-        })
+        self.pieces
+            .iter()
+            .find_map(|piece| failure(piece, &self.results))
     }
 
     /// The next bytes of the page: `None` at its end, an error where it
@@ -318,6 +308,29 @@ fn render(piece: &Piece, results: &[Option<Fetched>]) -> Option<Result<Vec<u8>, 
             Ok(bytes) => Some(Ok(bytes)),
             Err(_) => render_all(except, results),
         },
+    }
+}
+
+/// Why `piece` is known to fail the page by now: a required include that
+/// failed, or an `esi:try` whose attempt failed and whose except fails too.
+fn failure(piece: &Piece, results: &[Option<Fetched>]) -> Option<String> {
+    match piece {
+        Piece::Text(_) => None,
+        Piece::Include {
+            fetch,
+            continue_on_error: false,
+        } => match fetch {
+            Err(why) => Some(why.clone()),
+            Ok(i) => match &results[*i] {
+                Some(Err(why)) => Some(why.clone()),
+                _ => None,
+            },
+        },
+        Piece::Include { .. } => None,
+        Piece::Try { attempt, except } => attempt
+            .iter()
+            .find_map(|p| failure(p, results))
+            .and_then(|_| except.iter().find_map(|p| failure(p, results))),
     }
 }
 
@@ -439,6 +452,12 @@ mod tests {
         assert_eq!(composer.failed().as_deref(), Some("/gone answered 404"));
         let (chunks, _) = compose("a<esi:include src=\"/refuse\" onerror=\"continue\"/>b", &[]);
         assert_eq!(page(&chunks), "ab");
+        // A try whose attempt and except both fail fails the page too.
+        let template = r#"top<esi:try><esi:attempt><esi:include src="/gone"/></esi:attempt><esi:except><esi:include src="/gone2"/></esi:except></esi:try>end"#;
+        let (_, composer) = compose(template, &[]);
+        assert_eq!(composer.failed().as_deref(), Some("/gone2 answered 404"));
+        let rescued = r#"<esi:try><esi:attempt><esi:include src="/gone"/></esi:attempt><esi:except>x</esi:except></esi:try>"#;
+        assert_eq!(compose(rescued, &[]).1.failed(), None);
     }
 
     #[test]
