@@ -266,6 +266,12 @@ fn fragment_headers(page: &HeaderMap) -> HeaderMap {
     ] {
         headers.remove(name);
     }
+    // A fragment's bytes go into the page as they are: they must not be
+    // compressed (the page is encoded, if at all, as a whole).
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     headers
 }
 
@@ -412,6 +418,14 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             };
             if !response.status().is_success() {
                 failure = format!("{target} answered {}", response.status().as_u16());
+                continue;
+            }
+            if response
+                .headers()
+                .get(header::CONTENT_ENCODING)
+                .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+            {
+                failure = format!("{target} came back content-encoded");
                 continue;
             }
             let lifetime = Lifetime::of(

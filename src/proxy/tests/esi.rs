@@ -59,6 +59,25 @@ fn site(req: &Request<Vec<u8>>) -> Result<Response<Vec<u8>>, OriginError> {
             vec![esi, ("cache-control", "max-age=60")],
             r#"a<esi:include src="http://169.254.169.254/latest" onerror="continue"/>b<esi:include src="https://evil.test/x" alt="/frag/a"/>c"#.into(),
         ),
+        "/gzpage" => (
+            vec![esi, ("cache-control", "max-age=60")],
+            r#"A<esi:include src="/frag/gz"/>B<esi:include src="/frag/always-gz" onerror="continue"/>C"#.into(),
+        ),
+        // Compresses when asked to, as nginx's `gzip on` does.
+        "/frag/gz" | "/frag/always-gz" => {
+            let asked = req
+                .headers()
+                .get("accept-encoding")
+                .is_some_and(|v| v.to_str().unwrap().contains("gzip"));
+            let gzip = asked || path == "/frag/always-gz";
+            let mut r = Response::new(if gzip { b"\x1f\x8bGZ".to_vec() } else { b"plain".to_vec() });
+            r.headers_mut().insert("cache-control", "max-age=60".parse().unwrap());
+            r.headers_mut().insert("vary", "accept-encoding".parse().unwrap());
+            if gzip {
+                r.headers_mut().insert("content-encoding", "gzip".parse().unwrap());
+            }
+            return Ok(r);
+        }
         "/missing" => {
             let body = r#"gone <esi:remove>SECRET</esi:remove><esi:include src="/frag/a"/>"#;
             let mut r = Response::builder().status(404).body(body.as_bytes().to_vec()).unwrap();
@@ -257,6 +276,17 @@ fn compositions_hold_a_bounded_number_of_bytes_per_isolate() {
     // counting once past its bound.
     let later = now + std::time::Duration::from_millis(90_001);
     assert!(Held::new(later, 90_000).take(MAX_COMPOSING_BYTES, later));
+}
+
+#[test]
+fn fragments_are_asked_for_unencoded_and_an_encoded_one_is_an_include_error() {
+    let h = purging(site);
+    let page = h.send(
+        "GET",
+        "/gzpage",
+        &[("accept-encoding", "gzip, deflate, br")],
+    );
+    assert_eq!(page.body(), b"AplainBC");
 }
 
 #[test]
