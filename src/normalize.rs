@@ -106,21 +106,24 @@ pub fn normalize(uri: &Uri, tracking: &TrackingParams) -> Option<NormalizedUri> 
         "" => "/".to_string(),
         p => normalize_escapes(p),
     };
-    // (parameter, length of its name)
-    let mut params: Vec<(String, usize)> = uri
+    // (parameter, its name as a form decoder reads it)
+    let mut params: Vec<(String, String)> = uri
         .query()
         .unwrap_or("")
         .split('&')
         .filter(|p| !p.is_empty())
         .map(normalize_escapes)
         .map(|p| {
-            let name_len = p.find('=').unwrap_or(p.len());
-            (p, name_len)
+            let name = param_name(&p);
+            (p, name)
         })
-        .filter(|(p, name_len)| !tracking.matches(&decode_lossy(&p[..*name_len])))
+        .filter(|(_, name)| !tracking.matches(name))
         .collect();
-    // `sort_by` is stable: repeated names keep their relative order.
-    params.sort_by(|(a, a_len), (b, b_len)| a[..*a_len].cmp(&b[..*b_len]));
+    // Sorted by the name frameworks read (`a+b`, `a%20b` are one name), and
+    // stably: parameters of one name keep their relative order, which is
+    // what first-wins and last-wins readers answer by. Sorting on the
+    // spelling would let `?a+b=1&a%20b=2` and `?a%20b=2&a+b=1` share a key.
+    params.sort_by(|(_, a), (_, b)| a.cmp(b));
     let query: Vec<&str> = params.iter().map(|(p, _)| p.as_str()).collect();
     let path_and_query = match query.is_empty() {
         true => path,
@@ -164,7 +167,7 @@ pub fn origin_uri(client: &Uri, key: &Uri, tracking: &TrackingParams) -> Uri {
         .split('&')
         .filter(|p| !p.is_empty())
         .map(normalize_escapes)
-        .filter(|p| !tracking.matches(&decode_lossy(&p[..p.find('=').unwrap_or(p.len())])))
+        .filter(|p| !tracking.matches(&param_name(p)))
         .collect();
     let path_and_query = match params.is_empty() {
         true => key.path().to_string(),
@@ -213,8 +216,10 @@ fn hex_pair(hi: u8, lo: u8) -> Option<u8> {
     Some((digit(hi)? * 16 + digit(lo)?) as u8)
 }
 
-/// A parameter name with escapes decoded, for matching against tracking names.
-fn decode_lossy(name: &str) -> String {
+/// A parameter's name as a form decoder reads it (`+` a space, escapes
+/// decoded): what tracking names and the key's order compare.
+fn param_name(param: &str) -> String {
+    let name = param[..param.find('=').unwrap_or(param.len())].replace('+', " ");
     String::from_utf8_lossy(&percent_decode(name.as_bytes())).into_owned()
 }
 
@@ -345,6 +350,32 @@ mod tests {
         ] {
             assert_eq!(lenient_path(path), lenient_path_decoded(path), "{path:?}");
         }
+    }
+
+    #[test]
+    fn parameters_sort_by_the_name_frameworks_read_keeping_their_order() {
+        let t = TrackingParams::default();
+        let key = |url: &str| {
+            normalize(&url.parse().unwrap(), &t)
+                .unwrap()
+                .uri()
+                .to_string()
+        };
+        // `a+b` and `a%20b` are one name: their order is the answer's, so
+        // it stays, and the two orders are two keys.
+        assert_eq!(
+            key("http://h/q?z=1&a+b=EVIL&a%20b=good"),
+            "http://h/q?a+b=EVIL&a%20b=good&z=1"
+        );
+        assert_ne!(
+            key("http://h/q?a+b=EVIL&a%20b=good"),
+            key("http://h/q?a%20b=good&a+b=EVIL")
+        );
+        assert_ne!(
+            key("http://h/q?a[]=1&a%5B%5D=2"),
+            key("http://h/q?a%5B%5D=2&a[]=1")
+        );
+        assert_eq!(key("http://h/q?b=1&a=2"), key("http://h/q?a=2&b=1"));
     }
 
     #[test]
