@@ -192,7 +192,8 @@ test('a burst on a stale entry is answered at once and revalidated once', async 
 test('404 and 410 without freshness are kept NEGATIVE_TTL seconds; explicit freshness wins; 0 turns it off', async () => {
   origin.route('/gone', { status: 404, body: 'no such page' });
   const first = await worker.fetch('/gone');
-  assert.match(first.cacheStatus, /fwd-status=404; stored; ttl=30$/);
+  // The Date the worker gives it may be a second behind by now.
+  assert.match(first.cacheStatus, /fwd-status=404; stored; ttl=(29|30)$/);
   assert.equal((await worker.stored('/gone')).status, 404);
   assert.equal(origin.calls('/gone').length, 1);
   origin.route('/gone-short', { status: 410, headers: { 'cache-control': 'max-age=5' }, body: 'gone' });
