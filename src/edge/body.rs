@@ -14,11 +14,30 @@ pub enum EdgeBody {
     /// A whole body read on the JS side (see [`Body::buffered`]); it never
     /// enters wasm memory, whose growth is for the isolate's life.
     Buffer(ArrayBuffer),
+    /// The body of a Cache API response, still in it. Sent on as it is,
+    /// the client's response is made from the stored one with only the
+    /// fields the core changed (`convert::response_to_js`); anything that
+    /// reads or splits it sees a stream.
+    Stored(Box<Stored>),
+}
+
+/// A stored response and its head as the core first saw it.
+pub struct Stored {
+    pub response: web_sys::Response,
+    pub headers: http::HeaderMap,
 }
 
 impl EdgeBody {
     pub fn from_stream(stream: Option<ReadableStream>) -> Self {
         stream.map_or(EdgeBody::Empty, EdgeBody::Stream)
+    }
+
+    /// The same body as a plain stream.
+    pub fn unstored(self) -> Self {
+        match self {
+            EdgeBody::Stored(stored) => EdgeBody::from_stream(stored.response.body()),
+            plain => plain,
+        }
     }
 }
 
@@ -32,7 +51,7 @@ impl Body for EdgeBody {
     }
 
     fn tee(self) -> (Self, Self) {
-        match self {
+        match self.unstored() {
             EdgeBody::Empty => (EdgeBody::Empty, EdgeBody::Empty),
             EdgeBody::Bytes(b) => (EdgeBody::Bytes(b.clone()), EdgeBody::Bytes(b)),
             // Both halves only read it.
@@ -44,11 +63,13 @@ impl Body for EdgeBody {
                     EdgeBody::Stream(pair.get(1).unchecked_into()),
                 )
             }
+            EdgeBody::Stored(_) => unreachable!("unstored above"),
         }
     }
 
     async fn buffered(self, limit: ReadLimit) -> Result<Buffered<Self>, PlatformError> {
-        let length = match self {
+        let this = self.unstored();
+        let length = match this {
             EdgeBody::Empty => 0,
             EdgeBody::Bytes(ref b) => b.len() as u64,
             EdgeBody::Buffer(ref b) => u64::from(b.byte_length()),
@@ -58,11 +79,12 @@ impl Body for EdgeBody {
                 let length = u64::from(buffer.byte_length());
                 return Ok(Buffered::Whole(EdgeBody::Buffer(buffer), length));
             }
-            EdgeBody::Stream(_) => return read_within(self, limit).await,
+            EdgeBody::Stream(_) => return read_within(this, limit).await,
+            EdgeBody::Stored(_) => unreachable!("unstored above"),
         };
         Ok(match length > limit.bytes {
-            true => Buffered::PassOn(self, Exceeded::Bytes),
-            false => Buffered::Whole(self, length),
+            true => Buffered::PassOn(this, Exceeded::Bytes),
+            false => Buffered::Whole(this, length),
         })
     }
 
@@ -71,7 +93,7 @@ impl Body for EdgeBody {
     async fn range(self, start: u64, end: u64) -> Result<Self, PlatformError> {
         let short = || PlatformError("the stored body ended before the range".into());
         let (first, last) = (start as usize, end as usize + 1);
-        match self {
+        match self.unstored() {
             EdgeBody::Buffer(b) if u64::from(b.byte_length()) > end => Ok(EdgeBody::Buffer(
                 b.slice_with_end(first as u32, last as u32),
             )),
@@ -81,6 +103,7 @@ impl Body for EdgeBody {
                 .ok_or_else(short),
             EdgeBody::Stream(s) => read_range(s, start, end).await,
             EdgeBody::Buffer(_) | EdgeBody::Empty => Err(short()),
+            EdgeBody::Stored(_) => unreachable!("unstored above"),
         }
     }
 

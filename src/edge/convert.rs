@@ -9,34 +9,93 @@
 //! above U+00FF into `?`. Bytes that are not UTF-8 are replaced by U+FFFD in
 //! workerd before any worker code runs, so no mapping could keep them.
 
-use super::body::EdgeBody;
+use super::body::{EdgeBody, Stored};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response};
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 use worker::{Error, Result};
 
+#[wasm_bindgen(module = "/src/edge/glue.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = requestHead)]
+    fn request_head(request: &web_sys::Request) -> String;
+    #[wasm_bindgen(js_name = responseHead)]
+    fn response_head(response: &web_sys::Response) -> String;
+    #[wasm_bindgen(catch, js_name = respondWith)]
+    fn respond_with(
+        stored: &web_sys::Response,
+        status: u16,
+        changes: &str,
+    ) -> std::result::Result<web_sys::Response, JsValue>;
+}
+
+/// A request's method, URL and fields, read in one crossing.
 pub fn request_from_js(request: &web_sys::Request) -> Result<Request<EdgeBody>> {
+    let head = request_head(request);
+    let mut lines = head.split('\n');
     let mut builder = Request::builder()
-        .method(request.method().as_str())
-        .uri(request.url());
+        .method(lines.next().unwrap_or_default())
+        .uri(lines.next().unwrap_or_default());
     if let Some(headers) = builder.headers_mut() {
-        *headers = headers_from_js(&request.headers());
+        fields_from_lines(lines, headers);
     }
     builder
         .body(EdgeBody::from_stream(request.body()))
         .map_err(|e| Error::RustError(format!("unusable request: {e}")))
 }
 
+/// A response from `fetch`, its head read in one crossing.
 pub fn response_from_js(response: &web_sys::Response) -> Response<EdgeBody> {
+    let (status, headers, _) = response_parts(response);
     let mut out = Response::new(EdgeBody::from_stream(response.body()));
-    *out.status_mut() =
-        http::StatusCode::from_u16(response.status()).unwrap_or(http::StatusCode::BAD_GATEWAY);
-    *out.headers_mut() = headers_from_js(&response.headers());
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
     out
+}
+
+/// A Cache API response: its body stays in it (see [`EdgeBody::Stored`]),
+/// unless its head did not read back exactly.
+pub fn stored_from_js(response: web_sys::Response) -> Response<EdgeBody> {
+    let (status, headers, exact) = response_parts(&response);
+    let body = match response.body() {
+        Some(_) if exact => EdgeBody::Stored(Box::new(Stored {
+            response,
+            headers: headers.clone(),
+        })),
+        stream => EdgeBody::from_stream(stream),
+    };
+    let mut out = Response::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
+
+/// Status and fields, and whether every field was kept as it was.
+fn response_parts(response: &web_sys::Response) -> (http::StatusCode, HeaderMap, bool) {
+    let head = response_head(response);
+    let mut lines = head.split('\n');
+    let status = lines
+        .next()
+        .and_then(|s| http::StatusCode::from_bytes(s.as_bytes()).ok())
+        .unwrap_or(http::StatusCode::BAD_GATEWAY);
+    let mut headers = HeaderMap::new();
+    let exact = fields_from_lines(lines, &mut headers);
+    (status, headers, exact)
 }
 
 pub fn response_to_js(response: Response<EdgeBody>) -> Result<web_sys::Response> {
     let (parts, body) = response.into_parts();
+    // 101, 204, 205 and 304 must not have a body, not even an empty one.
+    let null_body = matches!(parts.status.as_u16(), 101 | 204 | 205 | 304);
+    let body = match body {
+        EdgeBody::Stored(stored) if !null_body => {
+            let changes = changes(&stored.headers, &parts.headers);
+            return respond_with(&stored.response, parts.status.as_u16(), &changes)
+                .map_err(Error::from);
+        }
+        body => body,
+    };
     let init = web_sys::ResponseInit::new();
     // Every body the core hands back is as the origin encoded it (see
     // `EdgeOrigin::fetch`) or made here unencoded: send it as it is. The
@@ -44,8 +103,6 @@ pub fn response_to_js(response: Response<EdgeBody>) -> Result<web_sys::Response>
     super::runtime::set_manual(&init, super::runtime::Manual::EncodeBody);
     init.set_status(parts.status.as_u16());
     init.set_headers(&headers_to_js(&parts.headers)?);
-    // 101, 204, 205 and 304 must not have a body, not even an empty one.
-    let null_body = matches!(parts.status.as_u16(), 101 | 204 | 205 | 304);
     let built = match body {
         _ if null_body => web_sys::Response::new_with_opt_str_and_init(None, &init),
         EdgeBody::Empty => web_sys::Response::new_with_opt_str_and_init(None, &init),
@@ -58,44 +115,84 @@ pub fn response_to_js(response: Response<EdgeBody>) -> Result<web_sys::Response>
         EdgeBody::Buffer(b) => {
             web_sys::Response::new_with_opt_buffer_source_and_init(Some(&*b), &init)
         }
+        EdgeBody::Stored(stored) => web_sys::Response::new_with_opt_readable_stream_and_init(
+            stored.response.body().as_ref(),
+            &init,
+        ),
     };
     built.map_err(Error::from)
 }
 
-/// Reads a JS `Headers` in one crossing: `JSON.stringify(Array.from(headers))`.
-/// Walking the iterator from Rust costs about seven calls a field, which the
-/// hit path pays for the request and the stored response alike.
-pub fn headers_from_js(headers: &web_sys::Headers) -> HeaderMap {
-    let pairs = js_sys::Array::from(headers);
-    let json = js_sys::JSON::stringify(&pairs)
-        .ok()
-        .and_then(|s| s.as_string())
-        .unwrap_or_default();
-    let pairs: Vec<(String, String)> = serde_json::from_str(&json).unwrap_or_default();
-    let mut map = HeaderMap::with_capacity(pairs.len());
-    for (name, value) in pairs {
-        if let (Ok(n), Some(v)) = (HeaderName::from_bytes(name.as_bytes()), value_from(&value)) {
-            map.append(n, v);
+/// What turns `before` into `after`, as `glue.js`'s `respondWith` reads
+/// it: a line per field to delete, then per value to append. A field
+/// whose values changed is deleted and appended anew.
+fn changes(before: &HeaderMap, after: &HeaderMap) -> String {
+    let mut out = String::new();
+    let mut line = |name: &HeaderName, value: Option<&HeaderValue>| {
+        out.push_str(name.as_str());
+        if let Some(value) = value {
+            out.push(':');
+            out.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        }
+        out.push('\n');
+    };
+    for name in before.keys() {
+        if !after.contains_key(name) {
+            line(name, None);
         }
     }
-    map
+    for name in after.keys() {
+        let values = after.get_all(name);
+        if values.iter().eq(before.get_all(name).iter()) {
+            continue;
+        }
+        if before.contains_key(name) {
+            line(name, None);
+        }
+        for value in values {
+            line(name, Some(value));
+        }
+    }
+    out
+}
+
+/// Fields from `name:value` lines (see `glue.js`) into `headers`; false
+/// when one had to be dropped or changed to fit `http`'s rules.
+fn fields_from_lines<'a>(lines: impl Iterator<Item = &'a str>, headers: &mut HeaderMap) -> bool {
+    let mut exact = true;
+    for line in lines.filter(|l| !l.is_empty()) {
+        let Some((name, value)) = line.split_once(':') else {
+            exact = false;
+            continue;
+        };
+        match (HeaderName::from_bytes(name.as_bytes()), value_from(value)) {
+            (Ok(n), Some((v, as_sent))) => {
+                exact &= as_sent;
+                headers.append(n, v);
+            }
+            _ => exact = false,
+        }
+    }
+    exact
 }
 
 /// A header value, with control characters `http` refuses read as spaces
 /// rather than the whole field dropped: a dropped `Vary: Cookie\x0b` would
 /// make a per-user page look shareable.
-fn value_from(text: &str) -> Option<HeaderValue> {
-    HeaderValue::from_bytes(text.as_bytes()).ok().or_else(|| {
-        let spaced: Vec<u8> = text
-            .bytes()
-            .map(|b| match b {
-                b'\t' => b,
-                0..=0x1f | 0x7f => b' ',
-                _ => b,
-            })
-            .collect();
-        HeaderValue::from_bytes(&spaced).ok()
-    })
+/// The flag says whether it is as sent.
+fn value_from(text: &str) -> Option<(HeaderValue, bool)> {
+    if let Ok(value) = HeaderValue::from_bytes(text.as_bytes()) {
+        return Some((value, true));
+    }
+    let spaced: Vec<u8> = text
+        .bytes()
+        .map(|b| match b {
+            b'\t' => b,
+            0..=0x1f | 0x7f => b' ',
+            _ => b,
+        })
+        .collect();
+    HeaderValue::from_bytes(&spaced).ok().map(|v| (v, false))
 }
 
 /// Builds the `[[name, value], …]` list a JS `Headers` can be made from, in
@@ -126,7 +223,8 @@ mod tests {
 
     #[wasm_bindgen_test]
     fn headers_round_trip_byte_for_byte_in_utf8() {
-        let mut map = HeaderMap::new();
+        let mut response = Response::new(EdgeBody::Empty);
+        let map = response.headers_mut();
         map.append("set-cookie", HeaderValue::from_static("a=1"));
         map.append("set-cookie", HeaderValue::from_static("b=2"));
         // Node's Headers refuses chars above U+00FF (workerd does not: the
@@ -135,12 +233,53 @@ mod tests {
             "x-utf8",
             HeaderValue::from_bytes("café".as_bytes()).unwrap(),
         );
-        let js = web_sys::Headers::new_with_str_sequence_sequence(&headers_to_js(&map).unwrap())
+        map.insert("x-colon", HeaderValue::from_static("a:b: c"));
+        let js = response_to_js(response).unwrap();
+        assert_eq!(js.headers().get("x-utf8").unwrap().as_deref(), Some("café"));
+        let back = response_from_js(&js);
+        assert_eq!(back.headers().get_all("set-cookie").iter().count(), 2);
+        assert_eq!(back.headers()["x-utf8"].as_bytes(), "café".as_bytes());
+        assert_eq!(back.headers()["x-colon"], "a:b: c");
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_stored_response_goes_out_with_only_the_changed_fields() {
+        let init = web_sys::ResponseInit::new();
+        init.set_status(404);
+        let fields = web_sys::Headers::new().unwrap();
+        for (name, value) in [("x-kept", "1"), ("x-gone", "2"), ("x-changed", "3")] {
+            fields.append(name, value).unwrap();
+        }
+        init.set_headers(&fields);
+        let stored =
+            web_sys::Response::new_with_opt_str_and_init(Some("stored body"), &init).unwrap();
+        let mut response = stored_from_js(stored);
+        assert!(matches!(response.body(), EdgeBody::Stored(_)));
+        let headers = response.headers_mut();
+        headers.remove("x-gone");
+        headers.insert("x-changed", HeaderValue::from_static("4"));
+        headers.append("x-changed", HeaderValue::from_static("5"));
+        headers.insert("age", HeaderValue::from_static("7"));
+        let js = response_to_js(response).unwrap();
+        assert_eq!(js.status(), 404);
+        let get = |name: &str| js.headers().get(name).unwrap();
+        assert_eq!(get("x-kept").as_deref(), Some("1"));
+        assert_eq!(get("x-gone"), None);
+        assert_eq!(get("x-changed").as_deref(), Some("4, 5"));
+        assert_eq!(get("age").as_deref(), Some("7"));
+        let back = response_from_js(&js);
+        assert_eq!(bytes(back.into_body()).await, b"stored body");
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_stored_body_read_by_the_core_is_a_stream() {
+        let stored = web_sys::Response::new_with_opt_str(Some("0123456789")).unwrap();
+        let part = stored_from_js(stored)
+            .into_body()
+            .range(2, 5)
+            .await
             .unwrap();
-        assert_eq!(js.get("x-utf8").unwrap().as_deref(), Some("café"));
-        let back = headers_from_js(&js);
-        assert_eq!(back.get_all("set-cookie").iter().count(), 2);
-        assert_eq!(back["x-utf8"].as_bytes(), "café".as_bytes());
+        assert_eq!(bytes(part).await, b"2345");
     }
 
     #[wasm_bindgen_test]
