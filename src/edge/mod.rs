@@ -60,8 +60,9 @@ fn config(env: &Env) -> Result<Rc<Config>, crate::config::ConfigError> {
 /// one is logged and answered with a 500.
 pub fn fetch(request: web_sys::Request, env: Env, ctx: worker_sys::Context) -> js_sys::Promise {
     let signal = request.signal();
+    let client_gone = signal.clone();
     let handled = async move {
-        match handle(request, env, ctx).await {
+        match handle(request, client_gone, env, ctx).await {
             Ok(response) => Ok(response.into()),
             Err(e) => {
                 worker::console_error!("edge-cache: {e}");
@@ -79,6 +80,7 @@ pub fn fetch(request: web_sys::Request, env: Env, ctx: worker_sys::Context) -> j
 
 async fn handle(
     request: web_sys::Request,
+    client_gone: web_sys::AbortSignal,
     env: Env,
     ctx: worker_sys::Context,
 ) -> worker::Result<web_sys::Response> {
@@ -111,15 +113,12 @@ async fn handle(
     };
     let background = EdgeBackground {
         ctx: Rc::new(ctx),
-        client_gone: request.signal(),
+        client_gone,
     };
     let flights = FLIGHTS.with(Flights::clone);
     let purges = Purges {
         // Without the binding nothing is ever purged (and the admin API says so).
-        kv: js_sys::Reflect::get(&env, &wasm_bindgen::JsValue::from_str(KV_BINDING))
-            .ok()
-            .and_then(|binding| binding.dyn_into::<js_sys::Object>().ok())
-            .map(EdgeKv),
+        kv: kv_binding(&env),
         memo: PURGES.with(Rc::clone),
     };
     let hot = HOT.with_borrow_mut(|hot| {
@@ -153,6 +152,23 @@ async fn handle(
     let cf_country = request.cf().and_then(|cf| cf.country().ok().flatten());
     let response = proxy.handle(http_request, cf_country.as_deref(), now).await;
     convert::response_to_js(response)
+}
+
+/// The purge records' KV binding, found once per isolate (an isolate's
+/// `env` does not change): two crossings a request otherwise.
+fn kv_binding(env: &Env) -> Option<EdgeKv> {
+    thread_local! {
+        static KV: std::cell::OnceCell<Option<js_sys::Object>> = const { std::cell::OnceCell::new() };
+    }
+    KV.with(|kv| {
+        kv.get_or_init(|| {
+            js_sys::Reflect::get(env, &wasm_bindgen::JsValue::from_str(KV_BINDING))
+                .ok()
+                .and_then(|binding| binding.dyn_into::<js_sys::Object>().ok())
+        })
+        .clone()
+        .map(EdgeKv)
+    })
 }
 
 /// A `[vars]` value or a secret, by name: both are string properties of
