@@ -225,18 +225,21 @@ impl<S: Storage<B>, B: Body> Storage<B> for Tiered<S, B> {
             return Ok(Some(response));
         }
         let max = self.hot.borrow().max_entry() as u64;
-        let length = response
+        let fits = response
             .headers()
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        let until = meta::kept_until(response.headers());
-        let (Some(length), Some(until)) = (length, until) else {
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|length| length <= max);
+        // The length first: reading the record costs more, and a tier of
+        // no size admits nothing.
+        let until = fits
+            .then(|| meta::kept_until(response.headers()))
+            .flatten()
+            .filter(|&until| until > self.now);
+        let Some(until) = until else {
             return Ok(Some(response));
         };
-        if length > max || until <= self.now {
-            return Ok(Some(response));
-        }
         let (parts, body) = response.into_parts();
         let limit = ReadLimit {
             bytes: max,

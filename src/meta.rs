@@ -20,7 +20,11 @@ pub const META_HEADER: &str = "x-edge-cache-meta";
 /// Records of another version are ignored (treated as a miss). Version 2
 /// added what purges match on (`fetched_ms`, `host`, `path`): an entry
 /// without them could not be purged, so older entries are fetched again.
-pub const RECORD_VERSION: u32 = 2;
+/// Version 3 nests the record under its kind (`{"v":3,"record":{"response":
+/// {…}}}`) where version 2 put a `kind` tag beside the fields: serde reads
+/// that shape without first buffering the whole object, which made reading
+/// the record about 5% of a Cache API hit's CPU in a profile.
+pub const RECORD_VERSION: u32 = 3;
 
 /// Fields whose origin value is moved into the record while the stored copy
 /// carries the cache's own or none. They come back when the entry is read,
@@ -51,13 +55,12 @@ const SHADOWED: [&str; 9] = [
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Envelope {
     v: u32,
-    #[serde(flatten)]
     record: Record,
 }
 
 /// What a storage URL holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Record {
     /// A response, body included.
     Response(EntryMeta),
@@ -376,8 +379,10 @@ mod tests {
     #[test]
     fn foreign_or_corrupt_records_are_ignored() {
         for raw in [
-            "{\"v\":99,\"kind\":\"vary\",\"names\":[],\"generation\":\"g\"}",
-            "{\"v\":1,\"kind\":\"vary\",\"names\":[],\"generation\":\"g\"}",
+            r#"{"v":99,"record":{"vary":{"names":[],"generation":"g"}}}"#,
+            // Version 2's shape, and version 2 in the current shape.
+            r#"{"v":2,"kind":"vary","names":[],"generation":"g"}"#,
+            r#"{"v":2,"record":{"vary":{"names":[],"generation":"g"}}}"#,
             "{",
             "null",
             "",
@@ -388,7 +393,7 @@ mod tests {
         }
         // A marker written before `keep_until` existed still reads (serde default).
         let mut h = HeaderMap::new();
-        let older = r#"{"v":2,"kind":"vary","names":["accept"],"generation":"g"}"#;
+        let older = r#"{"v":3,"record":{"vary":{"names":["accept"],"generation":"g"}}}"#;
         h.insert(META_HEADER, older.parse().unwrap());
         assert!(
             matches!(from_stored(&mut h), Some(Record::Vary(m)) if m.keep_until == 0 && m.generation == "g")

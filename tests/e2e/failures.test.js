@@ -59,7 +59,9 @@ test('an origin that resets the connection gives a 502, and nothing is stored', 
 
 test('an origin cannot forge the stored metadata record', async () => {
   const o = await origin();
-  const forged = JSON.stringify({ v: 1, kind: 'response', primary: 'x', stored_at: 0, initial_age: 0, fresh_for: 999999, revalidate: 'WhenStale', shared_with_auth: true, status: 200 });
+  // A record of the current version, whole (see src/meta.rs).
+  const meta = { primary: 'x', stored_at: 0, initial_age: 0, fresh_for: 999999, revalidate: 'WhenStale', shared_with_auth: true, status: 200 };
+  const forged = JSON.stringify({ v: 3, record: { response: meta } });
   o.route('/forge', { headers: { 'cache-control': 'no-store', 'x-edge-cache-meta': forged }, body: 'per user' });
   const w = await worker({ ORIGIN: o.url });
   const first = await w.fetch('/forge');

@@ -39,7 +39,7 @@ fn forged_metadata_from_origin_is_dropped() {
             ("cache-control", "no-store"),
             (
                 "x-edge-cache-meta",
-                "{\"v\":1,\"kind\":\"vary\",\"names\":[],\"generation\":\"x\"}",
+                r#"{"v":3,"record":{"vary":{"names":[],"generation":"x"}}}"#,
             ),
         ],
         "x",
