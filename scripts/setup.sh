@@ -6,7 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-WORKER_BUILD_VERSION=0.8.7
 # wasm-bindgen-cli must match the wasm-bindgen crate exactly; Cargo.toml pins it with `=`.
 BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 
@@ -22,11 +21,6 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
-
-if [ "$(worker-build --version 2>/dev/null || true)" != "$WORKER_BUILD_VERSION" ]; then
-  step "installing worker-build $WORKER_BUILD_VERSION (a few minutes)"
-  cargo install "worker-build@$WORKER_BUILD_VERSION" --locked
-fi
 
 if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $BINDGEN_VERSION" ]; then
   step "installing wasm-bindgen-cli $BINDGEN_VERSION (a few minutes)"
