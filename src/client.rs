@@ -15,7 +15,9 @@
 
 use crate::device::{classify, DeviceClass};
 use http::header::{HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 pub const DEVICE_TYPE: &str = "cf-device-type";
 pub const IP_COUNTRY: &str = "cf-ipcountry";
@@ -154,17 +156,68 @@ pub struct ClientOptions {
     pub origin_names: OriginNames,
 }
 
+/// The runtime's country for a request (`request.cf.country` at the
+/// edge), read at most once, and only when something needs it: reading it
+/// parses the runtime's whole cf object (about 5% of a Cache API hit's CPU
+/// in a profile), and a hit on an entry that does not vary by country needs
+/// no country. Clones share the one reading.
+#[derive(Clone)]
+pub struct RuntimeCountry(Rc<RuntimeRead>);
+
+struct RuntimeRead {
+    read: Box<dyn Fn() -> Option<String>>,
+    value: OnceCell<Option<String>>,
+}
+
+impl RuntimeCountry {
+    pub fn new(read: impl Fn() -> Option<String> + 'static) -> Self {
+        RuntimeCountry(Rc::new(RuntimeRead {
+            read: Box::new(read),
+            value: OnceCell::new(),
+        }))
+    }
+
+    /// A country known already.
+    pub fn known(country: Option<&str>) -> Self {
+        let country = country.map(str::to_string);
+        Self::new(move || country.clone())
+    }
+
+    /// The runtime's country, read now if not yet read.
+    pub fn get(&self) -> Option<&str> {
+        self.0.value.get_or_init(|| (self.0.read)()).as_deref()
+    }
+}
+
+impl std::fmt::Debug for RuntimeCountry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.value.get() {
+            Some(country) => write!(f, "RuntimeCountry({country:?})"),
+            None => f.write_str("RuntimeCountry(unread)"),
+        }
+    }
+}
+
 /// The normalised client traits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Client {
     pub device: DeviceClass,
-    /// Country code, group name, or [`UNKNOWN_COUNTRY`].
-    pub country: String,
+    country: Country,
+}
+
+#[derive(Debug, Clone)]
+enum Country {
+    /// Read from the configured request field (`COUNTRY_HEADER`), at once:
+    /// it costs nothing. Country code, group name, or [`UNKNOWN_COUNTRY`].
+    Known(String),
+    /// The runtime's, mapped to its group when asked.
+    Runtime(RuntimeCountry),
 }
 
 impl Client {
-    /// Observes the client from its headers and the runtime's country (`request.cf.country`).
-    pub fn observe(headers: &HeaderMap, cf_country: Option<&str>, options: &ClientOptions) -> Self {
+    /// Observes the client from its headers, and from the runtime's
+    /// country when no request field is configured to name it.
+    pub fn observe(headers: &HeaderMap, runtime: &RuntimeCountry, options: &ClientOptions) -> Self {
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         // Not `to_str`, which refuses any non-ASCII byte: translated and
         // vendor agents carry UTF-8 (`KHTML, как Gecko`) and must be classed too.
@@ -172,16 +225,19 @@ impl Client {
             .get(USER_AGENT)
             .map(|v| String::from_utf8_lossy(v.as_bytes()));
         let device = classify(agent.as_deref().unwrap_or(""), text("sec-ch-ua-mobile"));
-        let raw = match &options.country_header {
-            Some(name) => text(name.as_str()),
-            None => cf_country,
+        let country = match &options.country_header {
+            Some(name) => Country::Known(group_of(text(name.as_str()), options)),
+            None => Country::Runtime(runtime.clone()),
         };
-        let code = raw
-            .and_then(country_code)
-            .unwrap_or_else(|| UNKNOWN_COUNTRY.to_string());
-        Client {
-            device,
-            country: options.country_groups.key_for(code),
+        Client { device, country }
+    }
+
+    /// Country code, group name, or [`UNKNOWN_COUNTRY`]; the runtime's is
+    /// read the first time it is asked for.
+    pub fn country(&self, options: &ClientOptions) -> String {
+        match &self.country {
+            Country::Known(key) => key.clone(),
+            Country::Runtime(runtime) => group_of(runtime.get(), options),
         }
     }
 
@@ -207,13 +263,24 @@ impl Client {
         headers.insert("sec-ch-ua-mobile", HeaderValue::from_static(mobile));
     }
 
-    /// Sets the device class and country on the request to the origin,
-    /// under `names` and Cloudflare's aliases alike.
-    pub fn stamp(&self, headers: &mut HeaderMap, names: &OriginNames) {
+    /// Sets the device class on the request to the origin, under
+    /// `names` and Cloudflare's alias alike, and removes whatever the
+    /// client sent under the country's names: until [`Client::stamp_country`]
+    /// sets them, nothing there may be read as the country.
+    pub fn stamp_device(&self, headers: &mut HeaderMap, names: &OriginNames) {
         let device = HeaderValue::from_static(self.device.as_str());
         headers.insert(DEVICE_TYPE, device.clone());
         headers.insert(&names.device, device);
-        match HeaderValue::from_str(&self.country) {
+        headers.remove(IP_COUNTRY);
+        headers.remove(&names.country);
+    }
+
+    /// Sets the country under the configured name and Cloudflare's alias:
+    /// before a variant is chosen by it, and before the request can reach
+    /// the origin.
+    pub fn stamp_country(&self, headers: &mut HeaderMap, options: &ClientOptions) {
+        let names = &options.origin_names;
+        match HeaderValue::from_str(&self.country(options)) {
             Ok(country) => {
                 headers.insert(IP_COUNTRY, country.clone());
                 headers.insert(&names.country, country);
@@ -226,6 +293,14 @@ impl Client {
             }
         }
     }
+}
+
+/// The key for a raw country value: its group, its code, or [`UNKNOWN_COUNTRY`].
+fn group_of(raw: Option<&str>, options: &ClientOptions) -> String {
+    let code = raw
+        .and_then(country_code)
+        .unwrap_or_else(|| UNKNOWN_COUNTRY.to_string());
+    options.country_groups.key_for(code)
 }
 
 #[cfg(test)]
@@ -241,29 +316,56 @@ mod tests {
         }
     }
 
+    /// The country as observed with `options`.
+    fn country(h: &HeaderMap, runtime: Option<&str>, options: &ClientOptions) -> String {
+        Client::observe(h, &RuntimeCountry::known(runtime), options).country(options)
+    }
+
     #[test]
     fn country_from_cf_or_the_configured_header() {
         let h = header_map(&[("x-country", "de")]);
+        assert_eq!(country(&h, Some("FR"), &options(None, "{}")), "FR");
         assert_eq!(
-            Client::observe(&h, Some("FR"), &options(None, "{}")).country,
-            "FR"
-        );
-        assert_eq!(
-            Client::observe(&h, Some("FR"), &options(Some("x-country"), "{}")).country,
+            country(&h, Some("FR"), &options(Some("x-country"), "{}")),
             "DE"
         );
-        assert_eq!(
-            Client::observe(&h, None, &options(None, "{}")).country,
-            "XX"
-        );
+        assert_eq!(country(&h, None, &options(None, "{}")), "XX");
         for junk in ["", "DEU", "1x", "é", "  "] {
             let h = header_map(&[("x-country", junk)]);
             assert_eq!(
-                Client::observe(&h, None, &options(Some("x-country"), "{}")).country,
+                country(&h, None, &options(Some("x-country"), "{}")),
                 "XX",
                 "{junk}"
             );
         }
+    }
+
+    #[test]
+    fn the_runtimes_country_is_read_once_and_only_when_asked() {
+        let reads = Rc::new(std::cell::Cell::new(0));
+        let counted = reads.clone();
+        let runtime = RuntimeCountry::new(move || {
+            counted.set(counted.get() + 1);
+            Some("de".into())
+        });
+        let o = options(None, r#"{"EU": ["DE"]}"#);
+        let client = Client::observe(&HeaderMap::new(), &runtime, &o);
+        let mut h = HeaderMap::new();
+        client.stamp_device(&mut h, &o.origin_names);
+        assert_eq!(
+            reads.get(),
+            0,
+            "observing and stamping the device read nothing"
+        );
+        client.stamp_country(&mut h, &o);
+        assert_eq!(client.clone().country(&o), "EU");
+        assert_eq!(reads.get(), 1);
+        // With the country named by a request field, the runtime's is never read.
+        let o = options(Some("x-country"), "{}");
+        assert_eq!(country(&header_map(&[("x-country", "fr")]), None, &o), "FR");
+        let h = header_map(&[("x-country", "fr")]);
+        Client::observe(&h, &runtime, &o).country(&o);
+        assert_eq!(reads.get(), 1);
     }
 
     #[test]
@@ -274,20 +376,21 @@ mod tests {
             USER_AGENT,
             HeaderValue::from_bytes(tablet.as_bytes()).unwrap(),
         );
-        let observed = Client::observe(&h, None, &options(None, "{}"));
+        let unknown = RuntimeCountry::known(None);
+        let observed = Client::observe(&h, &unknown, &options(None, "{}"));
         assert_eq!(observed.device, classify(tablet, None));
         h.insert(
             USER_AGENT,
             HeaderValue::from_bytes(b"iPhone \xff\xfe").unwrap(),
         );
-        let observed = Client::observe(&h, None, &options(None, "{}"));
+        let observed = Client::observe(&h, &unknown, &options(None, "{}"));
         assert_eq!(observed.device, DeviceClass::Mobile);
     }
 
     #[test]
     fn groups_collapse_countries() {
         let o = options(Some("x-country"), r#"{"EU": ["de", "FR"], "NA": ["US"]}"#);
-        let country = |c: &str| Client::observe(&header_map(&[("x-country", c)]), None, &o).country;
+        let country = |c: &str| country(&header_map(&[("x-country", c)]), None, &o);
         assert_eq!(country("DE"), "EU");
         assert_eq!(country("fr"), "EU");
         assert_eq!(country("US"), "NA");
@@ -316,7 +419,15 @@ mod tests {
             ("x-geo", "ZZ"),
             ("user-agent", "Mozilla/5.0 (iPhone)"),
         ]);
-        Client::observe(&h, Some("DE"), &ClientOptions::default()).stamp(&mut h, &names);
+        let o = ClientOptions {
+            origin_names: names,
+            ..ClientOptions::default()
+        };
+        let client = Client::observe(&h, &RuntimeCountry::known(Some("DE")), &o);
+        client.stamp_device(&mut h, &o.origin_names);
+        // Until the country is stamped, nothing the client sent stands for it.
+        assert!(!h.contains_key("cf-ipcountry") && !h.contains_key("x-geo"));
+        client.stamp_country(&mut h, &o);
         for (name, value) in [
             ("cf-device-type", "mobile"),
             ("x-class", "mobile"),

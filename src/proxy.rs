@@ -18,7 +18,7 @@
 
 use crate::admin;
 use crate::cache_control::Directives;
-use crate::client::Client;
+use crate::client::{Client, RuntimeCountry};
 use crate::conditional;
 use crate::config::Config;
 use crate::cookies;
@@ -93,6 +93,14 @@ enum Lookup<B> {
     VaryMiss(VaryMarker, String),
 }
 
+/// What the primary URL holds.
+#[allow(clippy::large_enum_variant)]
+enum Primary<B> {
+    Response(Entry<B>),
+    Marker(VaryMarker),
+    Nothing,
+}
+
 /// The cache in front of one origin.
 pub struct Proxy<B, S, O, W, K> {
     pub storage: S,
@@ -144,28 +152,28 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         }
     }
 
-    /// Answers one client request; `cf_country` is the runtime's `request.cf.country`.
+    /// Answers one client request; `country` is the runtime's (`request.cf.country`).
     pub async fn handle(
         &self,
         request: Request<B>,
-        cf_country: Option<&str>,
+        country: &RuntimeCountry,
         now: SystemTime,
     ) -> Response<B> {
         if admin::is_admin_path(request.uri().path(), &self.config.admin_path) {
             // Ours in every spelling: never forwarded, never cached.
-            return self.admin(request, cf_country, now).await;
+            return self.admin(request, country, now).await;
         }
-        self.proxied(request, cf_country, now).await
+        self.proxied(request, country, now).await
     }
 
     /// A request for the origin's site, through the cache.
     async fn proxied(
         &self,
         mut request: Request<B>,
-        cf_country: Option<&str>,
+        country: &RuntimeCountry,
         now: SystemTime,
     ) -> Response<B> {
-        let client = Client::observe(request.headers(), cf_country, &self.config.client);
+        let client = Client::observe(request.headers(), country, &self.config.client);
         let method = request.method().clone();
         let cacheable = matches!(method, Method::GET | Method::HEAD);
         // What composing needs of the request, before the pipeline changes
@@ -182,16 +190,19 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             // per country what is cached per group.
             request.headers_mut().remove(name);
         }
-        client.stamp(request.headers_mut(), &self.config.client.origin_names);
+        // The country is set where it is first needed (`stamp_country`): a
+        // hit on an entry that does not vary by it needs none.
+        client.stamp_device(request.headers_mut(), &self.config.client.origin_names);
         let response = match cacheable {
             true => self.cacheable(request, &client, now).await,
             false => {
+                self.stamp_country(&mut request, &client);
                 self.forward(request, CacheStatus::new(Phase::Method), now)
                     .await
             }
         };
         match (page, response.extensions().get::<compose::EsiTemplate>()) {
-            (Some(page), Some(_)) => self.compose(response, page, &method, cf_country, now).await,
+            (Some(page), Some(_)) => self.compose(response, page, &method, country, now).await,
             _ => response,
         }
     }
@@ -204,6 +215,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         now: SystemTime,
     ) -> Response<B> {
         if self.config.bypass_cookies.matches(request.headers()) {
+            self.stamp_country(&mut request, client);
             let status = CacheStatus::new(Phase::Bypass).with_detail("cookie");
             return self.forward(request, status, now).await;
         }
@@ -213,6 +225,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             client.stamp_device_class(request.headers_mut());
         }
         let Some(uri) = normalize(request.uri(), &self.config.tracking) else {
+            self.stamp_country(&mut request, client);
             let status = CacheStatus::new(Phase::Bypass).with_detail("no-host");
             return self.forward(request, status, now).await;
         };
@@ -224,10 +237,20 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         }
         let only_if_cached = Directives::from_headers(request.headers(), header::CACHE_CONTROL)
             .is_some_and(|d| d.has("only-if-cached"));
-        let entry = match self.lookup(&key, request.headers()).await {
+        let found = match self.read_primary(&key).await {
+            Primary::Response(entry) => Lookup::Found(entry),
+            Primary::Nothing => Lookup::UriMiss,
+            Primary::Marker(marker) => {
+                // The variant may be chosen by the country.
+                self.stamp_country(&mut request, client);
+                self.read_variant(&key, marker, request.headers()).await
+            }
+        };
+        let entry = match found {
             Lookup::Found(entry) => entry,
             _ if only_if_cached => return self.not_cached("nothing is cached", now),
             Lookup::UriMiss => {
+                self.stamp_country(&mut request, client);
                 let (flight, status) = (key.primary_url(), CacheStatus::new(Phase::UriMiss));
                 return self.miss(request, &key, None, &flight, status, now).await;
             }
@@ -240,11 +263,18 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         };
         if request.headers().contains_key(header::AUTHORIZATION) && !entry.meta.shared_with_auth {
             // §3.5: this entry was not shared for authenticated requests.
+            self.stamp_country(&mut request, client);
             let status = CacheStatus::new(Phase::Bypass).with_detail("authorization");
             let target = Target::new(&key, entry.marker, None);
             return self.fill(request, target, status, now).await;
         }
-        match self.coverage(&entry, now).await {
+        let coverage = self.coverage(&entry, now).await;
+        let fresh = matches!(entry.meta.freshness(now), Freshness::Fresh(_));
+        if coverage != Coverage::Current || !fresh {
+            // Every way on but a fresh hit may reach the origin.
+            self.stamp_country(&mut request, client);
+        }
+        match coverage {
             Coverage::Current => {}
             _ if only_if_cached => return self.not_cached("only a purged response is cached", now),
             Coverage::Hard => {
@@ -341,6 +371,11 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
     }
 
     /// The request's key: its normalised URL, and how its variants are chosen.
+    /// Sets the client's country on `request` (see [`Client::stamp_country`]).
+    fn stamp_country(&self, request: &mut Request<B>, client: &Client) {
+        client.stamp_country(request.headers_mut(), &self.config.client);
+    }
+
     fn key(&self, uri: &NormalizedUri, client: &Client) -> CacheKey {
         let user_agent =
             (self.config.user_agent == UserAgentKey::Device).then_some(client.device.as_str());
@@ -348,18 +383,34 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         CacheKey::new(uri).with_variance(user_agent, implicit)
     }
 
-    /// Reads the primary URL, and the variant URL when the primary holds a marker.
+    /// Reads the primary URL, and the variant URL when the primary holds a
+    /// marker. `request` must carry the client's stamped traits.
     async fn lookup(&self, key: &CacheKey, request: &HeaderMap) -> Lookup<B> {
+        match self.read_primary(key).await {
+            Primary::Response(entry) => Lookup::Found(entry),
+            Primary::Nothing => Lookup::UriMiss,
+            Primary::Marker(marker) => self.read_variant(key, marker, request).await,
+        }
+    }
+
+    async fn read_primary(&self, key: &CacheKey) -> Primary<B> {
         let primary = key.primary_url();
         let Some((record, response)) = self.read(&primary).await else {
-            return Lookup::UriMiss;
+            return Primary::Nothing;
         };
-        let marker = match record {
-            Record::Response(meta) => {
-                return Lookup::Found(Entry::new(meta, response, None, primary))
-            }
-            Record::Vary(marker) => marker,
-        };
+        match record {
+            Record::Response(meta) => Primary::Response(Entry::new(meta, response, None, primary)),
+            Record::Vary(marker) => Primary::Marker(marker),
+        }
+    }
+
+    /// The variant of `request` under `marker`.
+    async fn read_variant(
+        &self,
+        key: &CacheKey,
+        marker: VaryMarker,
+        request: &HeaderMap,
+    ) -> Lookup<B> {
         let variance = key.variance(marker.names.iter().map(String::as_str), request);
         let url = key.variant_url(&marker.generation, &variance);
         match self.read(&url).await {

@@ -9,6 +9,7 @@ mod convert;
 mod runtime;
 mod task;
 
+use crate::client::RuntimeCountry;
 use crate::config::{Config, OriginConfig};
 use crate::flight::Flights;
 use crate::hot_tier::{HotTier, Tiered};
@@ -149,13 +150,11 @@ async fn handle(
              route or a custom domain (see README, Deploying)."
         );
     }
-    // Reading `request.cf` parses the runtime's whole cf object (~5% of a
-    // Cache API hit in a profile): only when no request field names the country.
-    let cf_country = match proxy.config.client.country_header {
-        Some(_) => None,
-        None => request.cf().and_then(|cf| cf.country().ok().flatten()),
-    };
-    let response = proxy.handle(http_request, cf_country.as_deref(), now).await;
+    // Read only if the core asks (see `RuntimeCountry`). The handle, not
+    // the Fetch `clone()` of the request.
+    let cf: web_sys::Request = Clone::clone(&request);
+    let country = RuntimeCountry::new(move || cf.cf().and_then(|cf| cf.country().ok().flatten()));
+    let response = proxy.handle(http_request, &country, now).await;
     convert::response_to_js(response)
 }
 

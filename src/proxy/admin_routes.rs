@@ -44,7 +44,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
     pub(super) async fn admin(
         &self,
         request: Request<B>,
-        cf_country: Option<&str>,
+        country: &RuntimeCountry,
         now: SystemTime,
     ) -> Response<B> {
         let route = admin::route(request.uri().path(), &self.config.admin_path).unwrap_or_default();
@@ -120,7 +120,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
                 Ok(Some(body)) if api == Api::Purge => self.purge(&body, &site, now).await,
                 Ok(Some(body)) => {
                     let warm = (body.as_slice(), &parts.headers);
-                    self.warm(warm, &site, cf_country, now).await
+                    self.warm(warm, &site, country, now).await
                 }
                 Ok(None) => Err(ApiError {
                     status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -334,12 +334,12 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         &self,
         (body, admin_headers): (&[u8], &HeaderMap),
         site: &Site,
-        cf_country: Option<&str>,
+        country: &RuntimeCountry,
         now: SystemTime,
     ) -> Result<String, ApiError> {
         let warm = api::warm(body, site, &self.config.admin_path)?;
         // The admin request's country, where it is read from a header.
-        let country = self.config.client.country_header.as_ref().and_then(|name| {
+        let country_field = self.config.client.country_header.as_ref().and_then(|name| {
             let value = admin_headers.get(name)?;
             Some((name.clone(), value.clone()))
         });
@@ -359,10 +359,10 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
                     *request.uri_mut() = uri.clone();
                     let agent = HeaderValue::from_static(device.canonical_agent());
                     request.headers_mut().insert(header::USER_AGENT, agent);
-                    if let Some((name, value)) = &country {
+                    if let Some((name, value)) = &country_field {
                         request.headers_mut().insert(name.clone(), value.clone());
                     }
-                    Box::pin(self.proxied(request, cf_country, now)) as _
+                    Box::pin(self.proxied(request, country, now)) as _
                 })
                 .collect();
             for (response, (uri, device)) in join_all(fetches).await.into_iter().zip(batch) {

@@ -102,7 +102,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         response: Response<B>,
         page: PageRequest,
         method: &Method,
-        cf_country: Option<&str>,
+        country: &RuntimeCountry,
         now: SystemTime,
     ) -> Response<B> {
         let (mut parts, body) = response.into_parts();
@@ -173,7 +173,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
                 .collect::<Vec<_>>()
                 .join("; "),
             device: page.client.device.as_str(),
-            country: page.client.country.clone(),
+            country: page.client.country(&self.config.client),
         };
         let page_url = normalize(&page.uri, &self.config.tracking).map(|u| u.uri().to_string());
         let context = match page.context {
@@ -189,7 +189,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             page: &page.uri,
             headers: fragment_headers(&page.headers),
             context: &context,
-            cf_country: cf_country.map(str::to_string),
+            country: country.clone(),
             now,
             seen: HashMap::new(),
             fetches: Vec::new(),
@@ -283,7 +283,8 @@ struct Resolver<'a, B, S, O, W, K> {
     page: &'a Uri,
     headers: HeaderMap,
     context: &'a EsiContext,
-    cf_country: Option<String>,
+    /// The page's runtime country, read once for all its fragments.
+    country: RuntimeCountry,
     now: SystemTime,
     seen: HashMap<(String, Option<String>), usize>,
     fetches: Vec<Fetch>,
@@ -370,11 +371,11 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Resolve
         }
         let proxy = self.proxy.clone();
         let headers = self.headers.clone();
-        let cf_country = self.cf_country.clone();
+        let country = self.country.clone();
         let (now, context, held) = (self.now, self.context.clone(), self.held.clone());
         let fetch = async move {
             proxy
-                .fragment(targets, headers, cf_country, context, held, now)
+                .fragment(targets, headers, country, context, held, now)
                 .await
         };
         self.fetches.push(Box::pin(fetch));
@@ -391,7 +392,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         &self,
         targets: Vec<Uri>,
         headers: HeaderMap,
-        cf_country: Option<String>,
+        country: RuntimeCountry,
         context: EsiContext,
         held: Rc<Held>,
         now: SystemTime,
@@ -411,7 +412,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
                 budget: context.budget.clone(),
             });
             let ms = u64::from(self.config.origin_timeout_secs) * 1000;
-            let fetch = Box::pin(self.proxied(request, cf_country.as_deref(), now));
+            let fetch = Box::pin(self.proxied(request, &country, now));
             let Some(response) = within(fetch, &self.background, ms).await else {
                 failure = format!("{target} did not answer in time");
                 continue;

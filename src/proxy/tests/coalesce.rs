@@ -29,7 +29,9 @@ impl Crowd {
         self.pool
             .spawner()
             .spawn_local(async move {
-                let answer = proxy.handle(request, None, now).await;
+                let answer = proxy
+                    .handle(request, &RuntimeCountry::known(None), now)
+                    .await;
                 answers.borrow_mut().push(answer);
             })
             .unwrap();

@@ -231,11 +231,85 @@ fn a_longer_lived_variant_extends_its_marker_without_orphaning_the_others() {
 fn a_request_without_a_host_bypasses_the_cache() {
     let h = harness(ok(&[("cache-control", "max-age=60")], "x"));
     let request = Request::builder().uri("/no-host").body(Vec::new()).unwrap();
-    let r = futures::executor::block_on(h.proxy.handle(request, None, h.now));
+    let r =
+        futures::executor::block_on(h.proxy.handle(request, &RuntimeCountry::known(None), h.now));
     h.proxy.background.run();
     assert_eq!(
         status(&r),
         "edge-cache; fwd=bypass; fwd-status=200; detail=no-host"
     );
     assert!(h.proxy.storage.entries.borrow().is_empty());
+}
+
+/// The runtime's country (`request.cf.country`), counting its reads: each
+/// request gets a new one, as each request has its own `cf`.
+fn runtime_country(h: &mut Harness, country: &'static str, reads: &Rc<std::cell::Cell<u32>>) {
+    let reads = reads.clone();
+    h.country = RuntimeCountry::new(move || {
+        reads.set(reads.get() + 1);
+        Some(country.to_string())
+    });
+}
+
+#[test]
+fn the_runtimes_country_is_read_only_when_the_request_needs_it() {
+    let mut h = harness(echo(""));
+    let reads = Rc::new(std::cell::Cell::new(0));
+    runtime_country(&mut h, "DE", &reads);
+    let miss = h.get("/c");
+    assert!(miss.body().ends_with(b"country=DE"), "the origin is told");
+    assert_eq!(reads.get(), 1);
+    runtime_country(&mut h, "FR", &reads);
+    let hit = h.send(
+        "GET",
+        "/c",
+        &[("x-edge-country", "ZZ"), ("cf-ipcountry", "ZZ")],
+    );
+    assert!(status(&hit).contains("hit"));
+    assert!(hit.body().ends_with(b"country=DE"));
+    assert_eq!(
+        reads.get(),
+        1,
+        "a hit that does not vary by country reads none"
+    );
+    // Bypassing and other methods go to the origin with the country.
+    runtime_country(&mut h, "FR", &reads);
+    let post = h.send("POST", "/c", &[("cf-ipcountry", "ZZ")]);
+    assert!(post.body().ends_with(b"country=FR"));
+    assert_eq!(reads.get(), 2);
+}
+
+#[test]
+fn a_variant_chosen_by_the_runtimes_country_reads_it_and_ignores_the_clients() {
+    let mut h = harness(echo("x-edge-country"));
+    let reads = Rc::new(std::cell::Cell::new(0));
+    for (country, forged) in [("DE", "FR"), ("FR", "DE")] {
+        runtime_country(&mut h, country, &reads);
+        let miss = h.send(
+            "GET",
+            "/v",
+            &[("x-edge-country", forged), ("cf-ipcountry", forged)],
+        );
+        assert!(miss
+            .body()
+            .ends_with(format!("country={country}").as_bytes()));
+    }
+    for (country, forged) in [("DE", "FR"), ("FR", "DE")] {
+        runtime_country(&mut h, country, &reads);
+        let hit = h.send(
+            "GET",
+            "/v",
+            &[("x-edge-country", forged), ("cf-ipcountry", forged)],
+        );
+        assert!(status(&hit).contains("hit"), "{}", status(&hit));
+        assert!(hit
+            .body()
+            .ends_with(format!("country={country}").as_bytes()));
+    }
+    assert_eq!(h.calls(), 2);
+    assert_eq!(
+        reads.get(),
+        4,
+        "each request through the marker read its country once"
+    );
 }

@@ -11,6 +11,8 @@ type TestProxy = Proxy<Vec<u8>, MemoryStorage, ScriptedOrigin, QueuedBackground,
 struct Harness {
     proxy: TestProxy,
     now: SystemTime,
+    /// The runtime's country for every request sent.
+    country: RuntimeCountry,
 }
 
 fn harness(
@@ -32,6 +34,7 @@ fn harness(
             },
         ),
         now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        country: RuntimeCountry::known(None),
     }
 }
 
@@ -64,7 +67,7 @@ impl Harness {
         }
         let response = futures::executor::block_on(self.proxy.handle(
             req.body(Vec::new()).unwrap(),
-            None,
+            &self.country,
             self.now,
         ));
         self.proxy.background.run();

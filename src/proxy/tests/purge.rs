@@ -34,7 +34,11 @@ impl Harness {
             .header("authorization", auth)
             .body(body.as_bytes().to_vec())
             .unwrap();
-        let response = futures::executor::block_on(self.proxy.handle(req, None, self.now));
+        let response = futures::executor::block_on(self.proxy.handle(
+            req,
+            &RuntimeCountry::known(None),
+            self.now,
+        ));
         self.proxy.background.run();
         assert_eq!(response.headers()["cache-control"], "no-store");
         let json = serde_json::from_slice(response.body()).unwrap_or(serde_json::Value::Null);
@@ -58,6 +62,7 @@ impl Harness {
         Harness {
             proxy,
             now: self.now,
+            country: self.country.clone(),
         }
     }
 }
