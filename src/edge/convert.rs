@@ -38,6 +38,7 @@ pub fn request_from_js(request: &web_sys::Request) -> Result<Request<EdgeBody>> 
         .method(lines.next().unwrap_or_default())
         .uri(lines.next().unwrap_or_default());
     if let Some(headers) = builder.headers_mut() {
+        headers.reserve(head.matches('\n').count());
         fields_from_lines(lines, headers);
     }
     builder
@@ -79,7 +80,8 @@ fn response_parts(response: &web_sys::Response) -> (http::StatusCode, HeaderMap,
         .next()
         .and_then(|s| http::StatusCode::from_bytes(s.as_bytes()).ok())
         .unwrap_or(http::StatusCode::BAD_GATEWAY);
-    let mut headers = HeaderMap::new();
+    // Sized once: a map grown field by field rehashes as it goes.
+    let mut headers = HeaderMap::with_capacity(head.matches('\n').count());
     let exact = fields_from_lines(lines, &mut headers);
     (status, headers, exact)
 }
