@@ -190,9 +190,11 @@ impl EntryMeta {
 pub fn to_stored(headers: &mut HeaderMap, mut meta: EntryMeta, retention: u64) {
     for name in SHADOWED {
         for value in headers.get_all(name) {
-            if let Ok(v) = value.to_str() {
-                meta.shadow.push((name.to_string(), v.to_string()));
-            }
+            // As UTF-8, which is how the runtime hands values over: a value
+            // with bytes beyond ASCII is kept, not dropped from every hit
+            // (a lost `Vary` would let a downstream cache mix variants).
+            let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            meta.shadow.push((name.to_string(), text));
         }
         headers.remove(name);
     }
@@ -240,7 +242,7 @@ pub fn from_stored(headers: &mut HeaderMap) -> Option<Record> {
         for (name, value) in &meta.shadow {
             if let (Ok(n), Ok(v)) = (
                 HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
+                HeaderValue::from_bytes(value.as_bytes()),
             ) {
                 headers.append(n, v);
             }
@@ -249,15 +251,32 @@ pub fn from_stored(headers: &mut HeaderMap) -> Option<Record> {
     Some(envelope.record)
 }
 
-/// Encodes a record as a header value. Every string in a record is visible
-/// ASCII (header values that were not are dropped when shadowing), and JSON
-/// escapes control characters, so the result is always a valid value.
+/// Encodes a record as a header value: JSON with every character beyond
+/// ASCII escaped (`\uXXXX`), which only strings can hold, so the value is
+/// visible ASCII (JSON escapes control characters too) and reads back as
+/// the same strings.
 pub fn encode(record: Record) -> HeaderValue {
     let json = serde_json::to_string(&Envelope {
         v: RECORD_VERSION,
         record,
     })
     .expect("records contain only strings and integers");
+    let json = match json.is_ascii() {
+        true => json,
+        false => {
+            let mut ascii = String::with_capacity(json.len() + 16);
+            for c in json.chars() {
+                if c.is_ascii() {
+                    ascii.push(c);
+                } else {
+                    for unit in c.encode_utf16(&mut [0; 2]) {
+                        ascii.push_str(&format!("\\u{unit:04x}"));
+                    }
+                }
+            }
+            ascii
+        }
+    };
     HeaderValue::from_str(&json).expect("record JSON is visible ASCII")
 }
 
@@ -374,6 +393,34 @@ mod tests {
         assert_eq!(h[CACHE_CONTROL], "public, max-age=60");
         assert_eq!(h.get_all(VARY).iter().count(), 2);
         assert!(!h.contains_key(META_HEADER));
+    }
+
+    #[test]
+    fn shadowed_values_beyond_ascii_come_back_byte_for_byte() {
+        let mut h = HeaderMap::new();
+        let vary = "x-a, x-é";
+        let control = "public, max-age=60, ext=\"é😀\"";
+        h.insert(VARY, HeaderValue::from_bytes(vary.as_bytes()).unwrap());
+        h.insert(
+            CACHE_CONTROL,
+            HeaderValue::from_bytes(control.as_bytes()).unwrap(),
+        );
+        let meta = EntryMeta::new(
+            "p",
+            &plan(60, Revalidate::WhenStale),
+            StatusCode::OK,
+            &h,
+            t(0),
+            t(0),
+        );
+        to_stored(&mut h, meta, 86_460);
+        assert!(
+            h[META_HEADER].to_str().is_ok(),
+            "the record stays visible ASCII"
+        );
+        from_stored(&mut h).unwrap();
+        assert_eq!(h[VARY].as_bytes(), vary.as_bytes());
+        assert_eq!(h[CACHE_CONTROL].as_bytes(), control.as_bytes());
     }
 
     #[test]

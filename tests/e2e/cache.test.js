@@ -335,3 +335,17 @@ test('heuristic freshness is off by default and configurable with HEURISTIC_FRES
     await heuristic.dispose();
   }
 });
+
+test('stored fields with characters beyond ASCII reach hits as they reached the miss', async () => {
+  // Sent as UTF-8 bytes. The record that keeps Vary and Cache-Control used
+  // to drop such values, so hits lost both.
+  origin.route('/utf8-fields', { raw: 'HTTP/1.1 200 OK\r\nCache-Control: max-age=60, ext="é😀"\r\nVary: x-a, x-é\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbody' });
+  const miss = await worker.fetch('/utf8-fields');
+  assert.match(miss.cacheStatus, /stored/);
+  await worker.stored('/utf8-fields');
+  const hit = await worker.fetch('/utf8-fields');
+  assert.match(hit.cacheStatus, /hit/);
+  for (const name of ['cache-control', 'vary']) assert.equal(hit.headers.get(name), miss.headers.get(name), name);
+  // Node's fetch reads header bytes as Latin-1.
+  assert.equal(Buffer.from(hit.headers.get('vary'), 'latin1').toString('utf8'), 'x-a, x-é');
+});
