@@ -115,17 +115,21 @@ const workers = {
   // The bare worker rebuilding its response, as changing `Age` requires.
   'JS worker, rebuilt': await start('JS worker, rebuilt', { ...common, port: 0, modules: true, scriptPath: 'bench/rebuild-worker.js' }),
 };
-// BASELINE=<dir>/build/index.js adds an earlier build of edge-cache to the same run.
+// BASELINE=<dir>/build/index.js adds an earlier build of edge-cache to the
+// same run, with its hot tier on and off.
 if (process.env.BASELINE) {
-  workers['edge-cache (baseline)'] = await start('edge-cache (baseline)', {
-    ...common,
-    port: 0,
-    modules: true,
-    scriptPath: process.env.BASELINE,
-    modulesRoot: dirname(process.env.BASELINE),
-    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
-    kvNamespaces: ['CACHE_KV'],
-  });
+  for (const [name, vars] of [['edge-cache (baseline)', {}], ['edge-cache (baseline), hot tier off', { HOT_TIER_BYTES: '0' }]]) {
+    workers[name] = await start(name, {
+      ...common,
+      bindings: { ...common.bindings, ...vars },
+      port: 0,
+      modules: true,
+      scriptPath: process.env.BASELINE,
+      modulesRoot: dirname(process.env.BASELINE),
+      modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
+      kvNamespaces: ['CACHE_KV'],
+    });
+  }
 }
 const urls = {};
 for (const [name, mf] of Object.entries(workers)) {
