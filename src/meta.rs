@@ -302,6 +302,18 @@ mod tests {
         }
     }
 
+    /// The record of a 200 with `headers`, asked for at `sent` and received at `received`.
+    fn meta_for(
+        fresh_for: u64,
+        revalidate: Revalidate,
+        headers: &HeaderMap,
+        sent: u64,
+        received: u64,
+    ) -> EntryMeta {
+        let plan = plan(fresh_for, revalidate);
+        EntryMeta::new("p", &plan, StatusCode::OK, headers, t(sent), t(received))
+    }
+
     fn t(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
     }
@@ -313,14 +325,7 @@ mod tests {
         // upstream cache had it for 30 s; the fetch took 2 s.
         h.insert(DATE, httpdate::fmt_http_date(t(990)).parse().unwrap());
         h.insert(AGE, "30".parse().unwrap());
-        let meta = EntryMeta::new(
-            "p",
-            &plan(100, Revalidate::WhenStale),
-            StatusCode::OK,
-            &h,
-            t(998),
-            t(1000),
-        );
+        let meta = meta_for(100, Revalidate::WhenStale, &h, 998, 1000);
         assert_eq!(meta.initial_age, 32);
         assert_eq!(meta.current_age(t(1010)), 42);
         assert_eq!(meta.freshness(t(1010)), Freshness::Fresh(58));
@@ -336,27 +341,13 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(DATE, httpdate::fmt_http_date(t(5000)).parse().unwrap());
         h.insert(AGE, "banana".parse().unwrap());
-        let meta = EntryMeta::new(
-            "p",
-            &plan(10, Revalidate::WhenStale),
-            StatusCode::OK,
-            &h,
-            t(1000),
-            t(1000),
-        );
+        let meta = meta_for(10, Revalidate::WhenStale, &h, 1000, 1000);
         assert_eq!(meta.initial_age, 0);
     }
 
     #[test]
     fn no_cache_is_always_stale() {
-        let meta = EntryMeta::new(
-            "p",
-            &plan(100, Revalidate::Always),
-            StatusCode::OK,
-            &HeaderMap::new(),
-            t(0),
-            t(0),
-        );
+        let meta = meta_for(100, Revalidate::Always, &HeaderMap::new(), 0, 0);
         assert_eq!(meta.freshness(t(1)), Freshness::Stale(0));
     }
 
@@ -370,14 +361,7 @@ mod tests {
         h.insert("content-encoding", "gzip".parse().unwrap());
         let date = httpdate::fmt_http_date(t(0));
         h.insert(DATE, date.parse().unwrap());
-        let meta = EntryMeta::new(
-            "p",
-            &plan(60, Revalidate::WhenStale),
-            StatusCode::OK,
-            &h,
-            t(0),
-            t(0),
-        );
+        let meta = meta_for(60, Revalidate::WhenStale, &h, 0, 0);
         to_stored(&mut h, meta.clone(), 86_460);
         assert_eq!(h[CACHE_CONTROL], "public, max-age=86460");
         assert!(!h.contains_key(VARY));
@@ -405,14 +389,7 @@ mod tests {
             CACHE_CONTROL,
             HeaderValue::from_bytes(control.as_bytes()).unwrap(),
         );
-        let meta = EntryMeta::new(
-            "p",
-            &plan(60, Revalidate::WhenStale),
-            StatusCode::OK,
-            &h,
-            t(0),
-            t(0),
-        );
+        let meta = meta_for(60, Revalidate::WhenStale, &h, 0, 0);
         to_stored(&mut h, meta, 86_460);
         assert!(
             h[META_HEADER].to_str().is_ok(),
