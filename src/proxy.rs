@@ -93,14 +93,6 @@ enum Lookup<B> {
     VaryMiss(VaryMarker, String),
 }
 
-/// What the primary URL holds.
-#[allow(clippy::large_enum_variant)]
-enum Primary<B> {
-    Response(Entry<B>),
-    Marker(VaryMarker),
-    Nothing,
-}
-
 /// The cache in front of one origin.
 pub struct Proxy<B, S, O, W, K> {
     pub storage: S,
@@ -237,15 +229,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         }
         let only_if_cached = Directives::from_headers(request.headers(), header::CACHE_CONTROL)
             .is_some_and(|d| d.has("only-if-cached"));
-        let found = match self.read_primary(&key).await {
-            Primary::Response(entry) => Lookup::Found(entry),
-            Primary::Nothing => Lookup::UriMiss,
-            Primary::Marker(marker) => {
-                // The variant may be chosen by the country.
-                self.stamp_country(&mut request, client);
-                self.read_variant(&key, marker, request.headers()).await
-            }
-        };
+        let found = self.lookup(&key, &mut request, Some(client)).await;
         let entry = match found {
             Lookup::Found(entry) => entry,
             _ if only_if_cached => return self.not_cached("nothing is cached", now),
@@ -370,12 +354,12 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         self.local(StatusCode::GATEWAY_TIMEOUT, &text, status, now)
     }
 
-    /// The request's key: its normalised URL, and how its variants are chosen.
     /// Sets the client's country on `request` (see [`Client::stamp_country`]).
     fn stamp_country(&self, request: &mut Request<B>, client: &Client) {
         client.stamp_country(request.headers_mut(), &self.config.client);
     }
 
+    /// The request's key: its normalised URL, and how its variants are chosen.
     fn key(&self, uri: &NormalizedUri, client: &Client) -> CacheKey {
         let user_agent =
             (self.config.user_agent == UserAgentKey::Device).then_some(client.device.as_str());
@@ -384,33 +368,28 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
     }
 
     /// Reads the primary URL, and the variant URL when the primary holds a
-    /// marker. `request` must carry the client's stamped traits.
-    async fn lookup(&self, key: &CacheKey, request: &HeaderMap) -> Lookup<B> {
-        match self.read_primary(key).await {
-            Primary::Response(entry) => Lookup::Found(entry),
-            Primary::Nothing => Lookup::UriMiss,
-            Primary::Marker(marker) => self.read_variant(key, marker, request).await,
-        }
-    }
-
-    async fn read_primary(&self, key: &CacheKey) -> Primary<B> {
-        let primary = key.primary_url();
-        let Some((record, response)) = self.read(&primary).await else {
-            return Primary::Nothing;
-        };
-        match record {
-            Record::Response(meta) => Primary::Response(Entry::new(meta, response, None, primary)),
-            Record::Vary(marker) => Primary::Marker(marker),
-        }
-    }
-
-    /// The variant of `request` under `marker`.
-    async fn read_variant(
+    /// marker. The variant may be chosen by the country: with `client`, it
+    /// is stamped on `request` first; without, `request` carries it already.
+    async fn lookup(
         &self,
         key: &CacheKey,
-        marker: VaryMarker,
-        request: &HeaderMap,
+        request: &mut Request<B>,
+        client: Option<&Client>,
     ) -> Lookup<B> {
+        let primary = key.primary_url();
+        let Some((record, response)) = self.read(&primary).await else {
+            return Lookup::UriMiss;
+        };
+        let marker = match record {
+            Record::Response(meta) => {
+                return Lookup::Found(Entry::new(meta, response, None, primary))
+            }
+            Record::Vary(marker) => marker,
+        };
+        if let Some(client) = client {
+            self.stamp_country(request, client);
+        }
+        let request = request.headers();
         let variance = key.variance(marker.names.iter().map(String::as_str), request);
         let url = key.variant_url(&marker.generation, &variance);
         match self.read(&url).await {

@@ -46,7 +46,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
     /// one fetch, every variant at once.
     pub(super) async fn miss(
         &self,
-        request: Request<B>,
+        mut request: Request<B>,
         key: &CacheKey,
         mut marker: Option<VaryMarker>,
         flight: &str,
@@ -65,7 +65,10 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             };
             match self.outcome(wait).await {
                 Some(Outcome::Stored(url)) => {
-                    match self.collapsed(&request, key, &url, status.phase, now).await {
+                    match self
+                        .collapsed(&mut request, key, &url, status.phase, now)
+                        .await
+                    {
                         Collapsed::Served(answer) => return answer,
                         Collapsed::OtherVariant(m, variant) if round == 0 => {
                             (marker, flight) = (Some(m), variant);
@@ -94,7 +97,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
     /// leader of the entry's flight, or after its leader.
     pub(super) async fn stale(
         &self,
-        request: Request<B>,
+        mut request: Request<B>,
         key: &CacheKey,
         entry: Entry<B>,
         now: SystemTime,
@@ -109,7 +112,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         let phase = Phase::Stale;
         let failure = match self.outcome(wait).await {
             Some(Outcome::Stored(url)) => {
-                match self.collapsed(&request, key, &url, phase, now).await {
+                match self.collapsed(&mut request, key, &url, phase, now).await {
                     Collapsed::Served(answer) => return answer,
                     // Purged while this request waited: a miss, shared.
                     Collapsed::Purged => {
@@ -175,13 +178,14 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
     /// validated serves its waiters too).
     async fn collapsed(
         &self,
-        request: &Request<B>,
+        request: &mut Request<B>,
         key: &CacheKey,
         stored: &str,
         phase: Phase,
         now: SystemTime,
     ) -> Collapsed<B> {
-        let entry = match self.lookup(key, request.headers()).await {
+        // A waiter's request carries its country already (it missed).
+        let entry = match self.lookup(key, request, None).await {
             Lookup::Found(entry) => entry,
             Lookup::VaryMiss(marker, url) => return Collapsed::OtherVariant(marker, url),
             Lookup::UriMiss => return Collapsed::Nothing,

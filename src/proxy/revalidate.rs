@@ -215,7 +215,8 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         }
         conditional::strip_preconditions(background.headers_mut());
         self.background.spawn(async move {
-            if let Lookup::Found(entry) = proxy.lookup(&key, background.headers()).await {
+            // A copy of a request that was stamped (it was not a fresh hit).
+            if let Lookup::Found(entry) = proxy.lookup(&key, &mut background, None).await {
                 let stale = matches!(entry.meta.freshness(now), Freshness::Stale(_));
                 if stale || proxy.coverage(&entry, now).await != Coverage::Current {
                     drop(
