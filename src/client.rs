@@ -156,11 +156,11 @@ pub struct ClientOptions {
     pub origin_names: OriginNames,
 }
 
-/// The runtime's country for a request (`request.cf.country` at the
-/// edge), read at most once, and only when something needs it: reading it
-/// parses the runtime's whole cf object (about 5% of a Cache API hit's CPU
-/// in a profile), and a hit on an entry that does not vary by country needs
-/// no country. Clones share the one reading.
+/// The client's country as given (`request.cf.country` at the edge, or
+/// the `COUNTRY_HEADER` field), read at most once, and only when something
+/// needs it: reading the runtime's parses its whole cf object (about 5% of
+/// a Cache API hit's CPU in a profile), and a hit on an entry that does not
+/// vary by country needs no country. Clones share the one reading.
 #[derive(Clone)]
 pub struct RuntimeCountry(Rc<RuntimeRead>);
 
@@ -183,7 +183,7 @@ impl RuntimeCountry {
         Self::new(move || country.clone())
     }
 
-    /// The runtime's country, read now if not yet read.
+    /// The country as given, read now if not yet read.
     pub fn get(&self) -> Option<&str> {
         self.0.value.get_or_init(|| (self.0.read)()).as_deref()
     }
@@ -202,16 +202,8 @@ impl std::fmt::Debug for RuntimeCountry {
 #[derive(Debug, Clone)]
 pub struct Client {
     pub device: DeviceClass,
-    country: Country,
-}
-
-#[derive(Debug, Clone)]
-enum Country {
-    /// Read from the configured request field (`COUNTRY_HEADER`), at once:
-    /// it costs nothing. Country code, group name, or [`UNKNOWN_COUNTRY`].
-    Known(String),
-    /// The runtime's, mapped to its group when asked.
-    Runtime(RuntimeCountry),
+    /// As given; normalised and grouped when asked (see [`Client::country`]).
+    country: RuntimeCountry,
 }
 
 impl Client {
@@ -226,8 +218,8 @@ impl Client {
             .map(|v| String::from_utf8_lossy(v.as_bytes()));
         let device = classify(agent.as_deref().unwrap_or(""), text("sec-ch-ua-mobile"));
         let country = match &options.country_header {
-            Some(name) => Country::Known(group_of(text(name.as_str()), options)),
-            None => Country::Runtime(runtime.clone()),
+            Some(name) => RuntimeCountry::known(text(name.as_str())),
+            None => runtime.clone(),
         };
         Client { device, country }
     }
@@ -235,10 +227,12 @@ impl Client {
     /// Country code, group name, or [`UNKNOWN_COUNTRY`]; the runtime's is
     /// read the first time it is asked for.
     pub fn country(&self, options: &ClientOptions) -> String {
-        match &self.country {
-            Country::Known(key) => key.clone(),
-            Country::Runtime(runtime) => group_of(runtime.get(), options),
-        }
+        let code = self
+            .country
+            .get()
+            .and_then(country_code)
+            .unwrap_or_else(|| UNKNOWN_COUNTRY.to_string());
+        options.country_groups.key_for(code)
     }
 
     /// The origin request's device inputs when variants are keyed by class
@@ -293,14 +287,6 @@ impl Client {
             }
         }
     }
-}
-
-/// The key for a raw country value: its group, its code, or [`UNKNOWN_COUNTRY`].
-fn group_of(raw: Option<&str>, options: &ClientOptions) -> String {
-    let code = raw
-        .and_then(country_code)
-        .unwrap_or_else(|| UNKNOWN_COUNTRY.to_string());
-    options.country_groups.key_for(code)
 }
 
 #[cfg(test)]
