@@ -91,7 +91,8 @@ pub fn response_to_js(response: Response<EdgeBody>) -> Result<web_sys::Response>
     // 101, 204, 205 and 304 must not have a body, not even an empty one.
     let null_body = matches!(parts.status.as_u16(), 101 | 204 | 205 | 304);
     let body = match body {
-        EdgeBody::Stored(stored) if !null_body => {
+        _ if null_body => EdgeBody::Empty,
+        EdgeBody::Stored(stored) => {
             let changes = changes(&stored.headers, &parts.headers);
             return respond_with(&stored.response, parts.status.as_u16(), &changes)
                 .map_err(Error::from);
@@ -106,7 +107,6 @@ pub fn response_to_js(response: Response<EdgeBody>) -> Result<web_sys::Response>
     init.set_status(parts.status.as_u16());
     init.set_headers(&headers_to_js(&parts.headers)?);
     let built = match body {
-        _ if null_body => web_sys::Response::new_with_opt_str_and_init(None, &init),
         EdgeBody::Empty => web_sys::Response::new_with_opt_str_and_init(None, &init),
         EdgeBody::Bytes(mut b) => {
             web_sys::Response::new_with_opt_u8_array_and_init(Some(&mut b), &init)
@@ -117,10 +117,7 @@ pub fn response_to_js(response: Response<EdgeBody>) -> Result<web_sys::Response>
         EdgeBody::Buffer(b) => {
             web_sys::Response::new_with_opt_buffer_source_and_init(Some(&*b), &init)
         }
-        EdgeBody::Stored(stored) => web_sys::Response::new_with_opt_readable_stream_and_init(
-            stored.response.body().as_ref(),
-            &init,
-        ),
+        EdgeBody::Stored(_) => unreachable!("sent from its stored response above"),
     };
     built.map_err(Error::from)
 }

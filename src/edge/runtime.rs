@@ -104,7 +104,8 @@ impl Origin<EdgeBody> for EdgeOrigin {
         init.set_signal(Some(&abort.signal()));
         if !matches!(parts.method, Method::GET | Method::HEAD) {
             match body.unstored() {
-                EdgeBody::Empty | EdgeBody::Stored(_) => {}
+                EdgeBody::Empty => {}
+                EdgeBody::Stored(_) => unreachable!("unstored above"),
                 EdgeBody::Bytes(mut b) => init.set_body_opt_u8_slice(Some(&mut b)),
                 EdgeBody::Stream(s) => init.set_body_opt_readable_stream(Some(&s)),
                 EdgeBody::Buffer(b) => init.set_body(&b),
