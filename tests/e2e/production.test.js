@@ -38,6 +38,44 @@ test('the origin gets the device class and country under X-Edge-* and CF-* names
   }
 });
 
+test('without COUNTRY_HEADER the runtime\'s country (request.cf) reaches the origin and picks variants; a forged one never does', async () => {
+  const w = await startWorker({ ORIGIN: origin.url });
+  // `stored` with the runtime's country: the harness's sends the placeholder's.
+  const stored = async (path, country) => {
+    for (let i = 0; i < 100; i++) {
+      const res = await w.fetch(path, { headers: { 'cache-control': 'only-if-cached' }, cf: { country } });
+      if (res.status !== 504) return;
+      await sleep(20);
+    }
+    throw new Error(`${path} was never stored for ${country}`);
+  };
+  try {
+    const forged = { 'x-edge-country': 'FR', 'cf-ipcountry': 'FR' };
+    traits('/cf-plain');
+    const miss = await w.fetch('/cf-plain', { headers: forged, cf: { country: 'DE' } });
+    assert.equal(JSON.parse(miss.body)['x-edge-country'], 'DE');
+    await stored('/cf-plain', 'DE');
+    // A hit that does not vary by country serves what was stored, whoever asks.
+    const hit = await w.fetch('/cf-plain', { cf: { country: 'JP' } });
+    assert.match(hit.cacheStatus, /hit/);
+    assert.equal(JSON.parse(hit.body)['x-edge-country'], 'DE');
+    traits('/cf-vary', 'X-Edge-Country');
+    for (const country of ['DE', 'JP']) {
+      const first = await w.fetch('/cf-vary', { headers: forged, cf: { country } });
+      assert.equal(JSON.parse(first.body)['x-edge-country'], country);
+      await stored('/cf-vary', country);
+    }
+    for (const country of ['DE', 'JP']) {
+      const again = await w.fetch('/cf-vary', { headers: forged, cf: { country } });
+      assert.match(again.cacheStatus, /hit/);
+      assert.equal(JSON.parse(again.body)['x-edge-country'], country);
+    }
+    assert.equal(origin.calls('/cf-vary').length, 2);
+  } finally {
+    await w.dispose();
+  }
+});
+
 test('ORIGIN_DEVICE_HEADER and ORIGIN_COUNTRY_HEADER rename ours; a cf- name is refused', async () => {
   const renamed = await startWorker({ ORIGIN: origin.url, COUNTRY_HEADER: 'x-test-country', ORIGIN_DEVICE_HEADER: 'X-Class', ORIGIN_COUNTRY_HEADER: 'X-Geo' });
   const refused = await startWorker({ ORIGIN: origin.url, ORIGIN_DEVICE_HEADER: 'CF-Device' });
