@@ -108,7 +108,7 @@ pub const UNKNOWN_COUNTRY: &str = "XX";
 pub struct CountryGroups(BTreeMap<String, String>);
 
 impl CountryGroups {
-    /// Parses `{"EU": ["DE", "FR"], "NA": ["US", "CA"]}`.
+    /// Parses `{"EUR": ["DE", "FR"], "N-AM": ["US", "CA"]}` (a group name of two characters would read as a country code).
     pub fn parse(json: &str) -> Result<Self, String> {
         let groups: BTreeMap<String, Vec<String>> = serde_json::from_str(json)
             .map_err(|e| format!("must be a JSON object of group name to country codes ({e})"))?;
@@ -121,6 +121,13 @@ impl CountryGroups {
             {
                 return Err(format!(
                     "group name {group:?} must be letters, digits, - or _"
+                ));
+            }
+            if group.len() == 2 {
+                // Countries in no group are keyed by their code: a group
+                // named `NA` would be shared with Namibia's clients.
+                return Err(format!(
+                    "group name {group:?} reads as a country code: use a longer name"
                 ));
             }
             for country in countries {
@@ -261,12 +268,38 @@ impl Client {
     /// `names` and Cloudflare's alias alike, and removes whatever the
     /// client sent under the country's names: until [`Client::stamp_country`]
     /// sets them, nothing there may be read as the country.
+    ///
+    /// Also removed: the client's fields under the default names when
+    /// others are configured (an origin may still read those), and every
+    /// spelling with `_` for `-`, which CGI, WSGI, PHP and Rack read as the
+    /// same variable (`HTTP_X_EDGE_COUNTRY`).
     pub fn stamp_device(&self, headers: &mut HeaderMap, names: &OriginNames) {
+        let traits = [
+            DEVICE_TYPE,
+            IP_COUNTRY,
+            DEFAULT_DEVICE_HEADER,
+            DEFAULT_COUNTRY_HEADER,
+            names.device.as_str(),
+            names.country.as_str(),
+        ];
+        let spelled_alike = |name: &str, other: &str| {
+            name.len() == other.len()
+                && name
+                    .bytes()
+                    .zip(other.bytes())
+                    .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
+        };
+        let forged: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| traits.iter().any(|t| spelled_alike(name.as_str(), t)))
+            .cloned()
+            .collect();
+        for name in forged {
+            headers.remove(name);
+        }
         let device = HeaderValue::from_static(self.device.as_str());
         headers.insert(DEVICE_TYPE, device.clone());
         headers.insert(&names.device, device);
-        headers.remove(IP_COUNTRY);
-        headers.remove(&names.country);
     }
 
     /// Sets the country under the configured name and Cloudflare's alias:
@@ -334,7 +367,7 @@ mod tests {
             counted.set(counted.get() + 1);
             Some("de".into())
         });
-        let o = options(None, r#"{"EU": ["DE"]}"#);
+        let o = options(None, r#"{"EUR": ["DE"]}"#);
         let client = Client::observe(&HeaderMap::new(), &runtime, &o);
         let mut h = HeaderMap::new();
         client.stamp_device(&mut h, &o.origin_names);
@@ -344,7 +377,7 @@ mod tests {
             "observing and stamping the device read nothing"
         );
         client.stamp_country(&mut h, &o);
-        assert_eq!(client.clone().country(&o), "EU");
+        assert_eq!(client.clone().country(&o), "EUR");
         assert_eq!(reads.get(), 1);
         // With the country named by a request field, the runtime's is never read.
         let o = options(Some("x-country"), "{}");
@@ -375,13 +408,19 @@ mod tests {
 
     #[test]
     fn groups_collapse_countries() {
-        let o = options(Some("x-country"), r#"{"EU": ["de", "FR"], "NA": ["US"]}"#);
+        let o = options(
+            Some("x-country"),
+            r#"{"EUR": ["de", "FR"], "N-AM": ["US"]}"#,
+        );
         let country = |c: &str| country(&header_map(&[("x-country", c)]), None, &o);
-        assert_eq!(country("DE"), "EU");
-        assert_eq!(country("fr"), "EU");
-        assert_eq!(country("US"), "NA");
+        assert_eq!(country("DE"), "EUR");
+        assert_eq!(country("fr"), "EUR");
+        assert_eq!(country("US"), "N-AM");
         assert_eq!(country("JP"), "JP");
         for bad in [
+            // Namibia's code: its clients would share North America's variant.
+            r#"{"NA": ["US", "CA"]}"#,
+            r#"{"T1": ["DE"]}"#,
             "[]",
             r#"{"EU": ["DEU"]}"#,
             r#"{"E U": ["DE"]}"#,
@@ -403,6 +442,10 @@ mod tests {
             ("cf-ipcountry", "ZZ"),
             ("x-class", "tablet"),
             ("x-geo", "ZZ"),
+            ("x_geo", "ZZ"),
+            ("cf_ipcountry", "ZZ"),
+            ("x-edge-country", "ZZ"),
+            ("x_edge_device_type", "tablet"),
             ("user-agent", "Mozilla/5.0 (iPhone)"),
         ]);
         let o = ClientOptions {
@@ -411,8 +454,18 @@ mod tests {
         };
         let client = Client::observe(&h, &RuntimeCountry::known(Some("DE")), &o);
         client.stamp_device(&mut h, &o.origin_names);
-        // Until the country is stamped, nothing the client sent stands for it.
-        assert!(!h.contains_key("cf-ipcountry") && !h.contains_key("x-geo"));
+        // Until the country is stamped, nothing the client sent stands for
+        // it, under any name or spelling an origin might read it by.
+        for name in [
+            "cf-ipcountry",
+            "x-geo",
+            "x_geo",
+            "cf_ipcountry",
+            "x-edge-country",
+        ] {
+            assert!(!h.contains_key(name), "{name}");
+        }
+        assert!(!h.contains_key("x_edge_device_type"));
         client.stamp_country(&mut h, &o);
         for (name, value) in [
             ("cf-device-type", "mobile"),

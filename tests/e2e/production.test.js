@@ -76,16 +76,34 @@ test('without COUNTRY_HEADER the runtime\'s country (request.cf) reaches the ori
   }
 });
 
+test('spellings with _ for - cannot forge the traits, on any method (CGI and PHP read them as the same name)', async () => {
+  origin.route('/underscores', () => ({ headers: { 'cache-control': 'no-store' }, body: 'ok' }));
+  const forged = { 'x_edge_country': 'US', 'x_edge_device_type': 'tablet', 'cf_ipcountry': 'US', 'cf_device_type': 'tablet', 'x_other': 'kept' };
+  for (const method of ['GET', 'POST']) {
+    const res = await worker.fetch('/underscores', { method, headers: forged, body: method === 'POST' ? 'x' : undefined });
+    assert.equal(res.status, 200);
+  }
+  const [get, post] = origin.calls('/underscores').map((c) => c.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase()));
+  for (const sent of [get, post]) {
+    for (const name of Object.keys(forged).filter((n) => n !== 'x_other')) assert.ok(!sent.includes(name), `${name} not sent: ${sent}`);
+  }
+  // An unrelated field with an underscore still reaches the origin on a request it does not cache.
+  assert.ok(post.includes('x_other'));
+});
+
 test('ORIGIN_DEVICE_HEADER and ORIGIN_COUNTRY_HEADER rename ours; a cf- name is refused', async () => {
   const renamed = await startWorker({ ORIGIN: origin.url, COUNTRY_HEADER: 'x-test-country', ORIGIN_DEVICE_HEADER: 'X-Class', ORIGIN_COUNTRY_HEADER: 'X-Geo' });
   const refused = await startWorker({ ORIGIN: origin.url, ORIGIN_DEVICE_HEADER: 'CF-Device' });
   try {
     traits('/renamed');
-    const res = await renamed.fetch('/renamed', { headers: { 'user-agent': DESKTOP, 'x-test-country': 'jp', 'x-class': 'mobile', 'x-geo': 'US' } });
+    const forged = { 'x-class': 'mobile', 'x-geo': 'US', 'x-edge-device-type': 'mobile', 'x-edge-country': 'US' };
+    const res = await renamed.fetch('/renamed', { headers: { 'user-agent': DESKTOP, 'x-test-country': 'jp', ...forged } });
     const seen = JSON.parse(res.body);
     assert.equal(seen['x-class'], 'desktop');
     assert.equal(seen['x-geo'], 'JP');
+    // The default names are not ours any more, but an origin may still read them.
     assert.equal(seen['x-edge-device-type'], null);
+    assert.equal(seen['x-edge-country'], null);
     const broken = await refused.fetch('/renamed');
     assert.equal(broken.status, 500);
     assert.match(broken.body, /ORIGIN_DEVICE_HEADER.*cf-/);
