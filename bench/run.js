@@ -16,7 +16,9 @@ import { Miniflare } from 'miniflare';
 const ROUNDS = Number(process.env.ROUNDS ?? 4);
 const SECONDS = Number(process.env.SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 16);
-const BODY = 'x'.repeat(4096);
+// The hit's body: 4 KiB by default, smaller than most pages, so that the
+// per-request cost weighs most (BODY_BYTES for others).
+const BODY = 'x'.repeat(Number(process.env.BODY_BYTES ?? 4096));
 
 try {
   execFileSync('wrk', ['--version'], { stdio: 'ignore' });
