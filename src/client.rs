@@ -264,34 +264,43 @@ impl Client {
         headers.insert("sec-ch-ua-mobile", HeaderValue::from_static(mobile));
     }
 
-    /// Sets the device class on the request to the origin, under
-    /// `names` and Cloudflare's alias alike, and removes whatever the
-    /// client sent under the country's names: until [`Client::stamp_country`]
-    /// sets them, nothing there may be read as the country.
+    /// Sets the device class on the request to the origin, under the
+    /// configured name and Cloudflare's alias alike, and removes whatever
+    /// the client sent under the country's names: until
+    /// [`Client::stamp_country`] sets them, nothing there may be read as the
+    /// country. `COUNTRY_HEADER` is ours to read, not the origin's: it would
+    /// let the origin answer per country what is cached per group.
     ///
     /// Also removed: the client's fields under the default names when
     /// others are configured (an origin may still read those), and every
-    /// spelling with `_` for `-`, which CGI, WSGI, PHP and Rack read as the
-    /// same variable (`HTTP_X_EDGE_COUNTRY`).
-    pub fn stamp_device(&self, headers: &mut HeaderMap, names: &OriginNames) {
+    /// spelling of these names with other punctuation for `-`: CGI, WSGI
+    /// and Rack read `X_Edge_Country` as `HTTP_X_EDGE_COUNTRY`, and PHP
+    /// turns `.` and spaces into `_` too.
+    pub fn stamp_device(&self, headers: &mut HeaderMap, options: &ClientOptions) {
+        let names = &options.origin_names;
         let traits = [
-            DEVICE_TYPE,
-            IP_COUNTRY,
-            DEFAULT_DEVICE_HEADER,
-            DEFAULT_COUNTRY_HEADER,
-            names.device.as_str(),
-            names.country.as_str(),
+            Some(DEVICE_TYPE),
+            Some(IP_COUNTRY),
+            Some(DEFAULT_DEVICE_HEADER),
+            Some(DEFAULT_COUNTRY_HEADER),
+            Some(names.device.as_str()),
+            Some(names.country.as_str()),
+            options.country_header.as_ref().map(HeaderName::as_str),
         ];
         let spelled_alike = |name: &str, other: &str| {
             name.len() == other.len()
-                && name
-                    .bytes()
-                    .zip(other.bytes())
-                    .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
+                && name.bytes().zip(other.bytes()).all(|(a, b)| {
+                    a == b || (!a.is_ascii_alphanumeric() && !b.is_ascii_alphanumeric())
+                })
         };
         let forged: Vec<HeaderName> = headers
             .keys()
-            .filter(|name| traits.iter().any(|t| spelled_alike(name.as_str(), t)))
+            .filter(|name| {
+                traits
+                    .iter()
+                    .flatten()
+                    .any(|t| spelled_alike(name.as_str(), t))
+            })
             .cloned()
             .collect();
         for name in forged {
@@ -370,7 +379,7 @@ mod tests {
         let o = options(None, r#"{"EUR": ["DE"]}"#);
         let client = Client::observe(&HeaderMap::new(), &runtime, &o);
         let mut h = HeaderMap::new();
-        client.stamp_device(&mut h, &o.origin_names);
+        client.stamp_device(&mut h, &o);
         assert_eq!(
             reads.get(),
             0,
@@ -446,14 +455,20 @@ mod tests {
             ("cf_ipcountry", "ZZ"),
             ("x-edge-country", "ZZ"),
             ("x_edge_device_type", "tablet"),
+            ("x.edge.country", "ZZ"),
+            ("x+geo", "ZZ"),
+            ("cf.device~type", "tablet"),
+            ("x-test-country", "de"),
+            ("x_test.country", "ZZ"),
             ("user-agent", "Mozilla/5.0 (iPhone)"),
         ]);
         let o = ClientOptions {
             origin_names: names,
+            country_header: Some(HeaderName::from_static("x-test-country")),
             ..ClientOptions::default()
         };
-        let client = Client::observe(&h, &RuntimeCountry::known(Some("DE")), &o);
-        client.stamp_device(&mut h, &o.origin_names);
+        let client = Client::observe(&h, &RuntimeCountry::known(None), &o);
+        client.stamp_device(&mut h, &o);
         // Until the country is stamped, nothing the client sent stands for
         // it, under any name or spelling an origin might read it by.
         for name in [
@@ -462,10 +477,16 @@ mod tests {
             "x_geo",
             "cf_ipcountry",
             "x-edge-country",
+            "x.edge.country",
+            "x+geo",
+            "x-test-country",
+            "x_test.country",
         ] {
             assert!(!h.contains_key(name), "{name}");
         }
-        assert!(!h.contains_key("x_edge_device_type"));
+        for name in ["x_edge_device_type", "cf.device~type"] {
+            assert!(!h.contains_key(name), "{name}");
+        }
         client.stamp_country(&mut h, &o);
         for (name, value) in [
             ("cf-device-type", "mobile"),

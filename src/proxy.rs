@@ -165,6 +165,11 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         country: &RuntimeCountry,
         now: SystemTime,
     ) -> Response<B> {
+        // Fields the client's `Connection` names are gone before anything
+        // reads the request: removed only on the way out, they were keyed
+        // as sent but never reached the origin (`Connection: X-Edge-Country`
+        // stored an answer without a country in a country's variant).
+        strip_hop_by_hop(request.headers_mut());
         let client = Client::observe(request.headers(), country, &self.config.client);
         let method = request.method().clone();
         let cacheable = matches!(method, Method::GET | Method::HEAD);
@@ -177,14 +182,9 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             client: client.clone(),
             context: request.extensions().get::<compose::EsiContext>().cloned(),
         });
-        if let Some(name) = &self.config.client.country_header {
-            // Ours to read, not the origin's: it would let the origin answer
-            // per country what is cached per group.
-            request.headers_mut().remove(name);
-        }
         // The country is set where it is first needed (`stamp_country`): a
         // hit on an entry that does not vary by it needs none.
-        client.stamp_device(request.headers_mut(), &self.config.client.origin_names);
+        client.stamp_device(request.headers_mut(), &self.config.client);
         let response = match cacheable {
             true => self.cacheable(request, &client, now).await,
             false => {

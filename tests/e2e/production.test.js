@@ -76,9 +76,20 @@ test('without COUNTRY_HEADER the runtime\'s country (request.cf) reaches the ori
   }
 });
 
-test('spellings with _ for - cannot forge the traits, on any method (CGI and PHP read them as the same name)', async () => {
+test('a client\'s Connection cannot take the stamped traits off the origin request and poison a variant', async () => {
+  origin.route('/connection', (req) => ({ headers: { 'cache-control': 'max-age=600', vary: 'X-Edge-Country' }, body: `country=${req.headers['x-edge-country'] ?? 'none'}` }));
+  const attack = await worker.raw('/connection', [['X-Test-Country', 'de'], ['Connection', 'X-Edge-Country, CF-IPCountry']]);
+  assert.equal(attack.body.toString(), 'country=DACH');
+  await worker.stored('/connection', { 'x-test-country': 'de' });
+  const victim = await worker.fetch('/connection', { headers: { 'x-test-country': 'de' } });
+  assert.match(victim.cacheStatus, /hit/);
+  assert.equal(victim.body, 'country=DACH');
+  assert.equal(origin.calls('/connection').length, 1);
+});
+
+test('spellings with other punctuation for - cannot forge the traits, on any method (CGI and PHP read them as the same name)', async () => {
   origin.route('/underscores', () => ({ headers: { 'cache-control': 'no-store' }, body: 'ok' }));
-  const forged = { 'x_edge_country': 'US', 'x_edge_device_type': 'tablet', 'cf_ipcountry': 'US', 'cf_device_type': 'tablet', 'x_other': 'kept' };
+  const forged = { 'x_edge_country': 'US', 'x_edge_device_type': 'tablet', 'cf_ipcountry': 'US', 'cf_device_type': 'tablet', 'x.edge.country': 'US', 'x+edge+device+type': 'tablet', 'x_test.country': 'us', 'x_other': 'kept' };
   for (const method of ['GET', 'POST']) {
     const res = await worker.fetch('/underscores', { method, headers: forged, body: method === 'POST' ? 'x' : undefined });
     assert.equal(res.status, 200);

@@ -63,6 +63,29 @@ fn vary_on_our_device_name_or_cloudflares_keys_alike_and_cannot_be_forged() {
 }
 
 #[test]
+fn fields_the_clients_connection_names_are_gone_before_the_key_is_chosen() {
+    // Removed only on the way out, the stamped device was keyed as sent
+    // and never reached the origin: its answer for no device was stored
+    // as the iPhones' variant.
+    let h = harness(echo("X-Edge-Device-Type"));
+    let attack = [
+        ("user-agent", IPHONE),
+        ("connection", "x-edge-device-type, cf-device-type"),
+    ];
+    assert_eq!(
+        h.send("GET", "/c", &attack).body(),
+        b"https://shop.example/c device=mobile country=XX"
+    );
+    let victim = h.send("GET", "/c", &[("user-agent", IPHONE)]);
+    assert_eq!(status(&victim), "edge-cache; hit; ttl=60");
+    assert_eq!(
+        victim.body(),
+        b"https://shop.example/c device=mobile country=XX"
+    );
+    assert_eq!(h.calls(), 1);
+}
+
+#[test]
 fn vary_on_device_type_keys_on_the_class_not_the_agent() {
     let h = harness(echo("CF-Device-Type"));
     assert_eq!(
