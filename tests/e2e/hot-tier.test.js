@@ -61,11 +61,13 @@ test('a repeat hit comes from memory without the Cache API', async () => {
 });
 
 test('a memory entry expires on time, and its revalidation replaces it', async () => {
-  origin.route('/short', (req, n) => ({ headers: { 'cache-control': 'max-age=1', etag: `"v${n}"` }, body: `short #${n}` }));
+  // Three seconds, not one: the store must land (and the entry be read
+  // into memory) while it is fresh, even on a loaded machine.
+  origin.route('/short', (req, n) => ({ headers: { 'cache-control': 'max-age=3', etag: `"v${n}"` }, body: `short #${n}` }));
   await worker.fetch('/short');
   await worker.stored('/short');
   await fromMemory(worker, '/short');
-  await sleep(1100);
+  await sleep(3100);
   const stale = await worker.fetch('/short');
   assert.doesNotMatch(stale.cacheStatus, /detail=memory/);
   assert.match(stale.cacheStatus, /fwd=stale/);
