@@ -8,7 +8,7 @@
 //   ROUNDS=6 SECONDS=10 CONNECTIONS=32 node bench/run.js
 import http from 'node:http';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { dirname } from 'node:path';
 import { Miniflare } from 'miniflare';
@@ -117,6 +117,18 @@ const workers = {
   // The bare worker rebuilding its response, as changing `Age` requires.
   'JS worker, rebuilt': await start('JS worker, rebuilt', { ...common, port: 0, modules: true, scriptPath: 'bench/rebuild-worker.js' }),
 };
+// The least a Rust/wasm worker does for the same hit, when built
+// (`sh bench/wasm-floor/build.sh`): what crossing into wasm costs alone.
+if (existsSync('bench/wasm-floor/build/index.js')) {
+  workers['Rust/wasm floor'] = await start('Rust/wasm floor', {
+    ...common,
+    port: 0,
+    modules: true,
+    scriptPath: 'bench/wasm-floor/build/index.js',
+    modulesRoot: 'bench/wasm-floor/build',
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
+  });
+}
 // BASELINE=<dir>/build/index.js adds an earlier build of edge-cache to the
 // same run, with its hot tier on and off.
 if (process.env.BASELINE) {
