@@ -35,7 +35,8 @@ pub fn fetch(request: web_sys::Request, env: JsValue, _ctx: JsValue) -> js_sys::
             init.set_status(hit.status());
             init.set_headers(&hit.headers());
             let body = hit.body();
-            let out = web_sys::Response::new_with_opt_readable_stream_and_init(body.as_ref(), &init)?;
+            let out =
+                web_sys::Response::new_with_opt_readable_stream_and_init(body.as_ref(), &init)?;
             out.headers().set("age", "1")?;
             out.headers().set("cache-status", "wasm-floor; hit")?;
             out.headers().delete("cache-tag")?;
