@@ -108,7 +108,8 @@ pub const UNKNOWN_COUNTRY: &str = "XX";
 pub struct CountryGroups(BTreeMap<String, String>);
 
 impl CountryGroups {
-    /// Parses `{"EUR": ["DE", "FR"], "N-AM": ["US", "CA"]}` (a group name of two characters would read as a country code).
+    /// Parses `{"EUR": ["DE", "FR"], "N-AM": ["US", "CA"]}`. A group name of
+    /// two characters would read as a country code, and is refused.
     pub fn parse(json: &str) -> Result<Self, String> {
         let groups: BTreeMap<String, Vec<String>> = serde_json::from_str(json)
             .map_err(|e| format!("must be a JSON object of group name to country codes ({e})"))?;
