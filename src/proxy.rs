@@ -400,9 +400,10 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         }
     }
 
-    /// The only way to the origin. Hop-by-hop fields go in both directions,
-    /// and an origin's own `x-edge-cache-meta` never gets in: stored, it
-    /// would be read back as our record.
+    /// The only way to the origin. Every request it sends descends from one
+    /// that `proxied` took in, whose hop-by-hop fields went as it arrived;
+    /// the response's go here. An origin's own `x-edge-cache-meta` never
+    /// gets in: stored, it would be read back as our record.
     /// A response without `Date` gets one, the time it was received (RFC
     /// 9110 §6.6.1: a recipient with a clock MUST, when it caches or
     /// forwards); a 304 without one would otherwise freshen an entry with
@@ -412,7 +413,6 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         mut request: Request<B>,
         now: SystemTime,
     ) -> Result<Response<B>, OriginError> {
-        strip_hop_by_hop(request.headers_mut());
         strip_never_forwarded(request.headers_mut());
         if let Some(ClientOrder(client)) = request.extensions_mut().remove::<ClientOrder>() {
             *request.uri_mut() = origin_uri(&client, request.uri(), &self.config.tracking);
