@@ -102,9 +102,11 @@ test('spellings with other punctuation for - cannot forge the traits, on any met
   assert.ok(post.includes('x_other'));
 });
 
-test('ORIGIN_DEVICE_HEADER and ORIGIN_COUNTRY_HEADER rename ours; a cf- name is refused', async () => {
+test('ORIGIN_DEVICE_HEADER and ORIGIN_COUNTRY_HEADER rename ours; a cf- name and a two-letter country group are refused', async () => {
   const renamed = await startWorker({ ORIGIN: origin.url, COUNTRY_HEADER: 'x-test-country', ORIGIN_DEVICE_HEADER: 'X-Class', ORIGIN_COUNTRY_HEADER: 'X-Geo' });
   const refused = await startWorker({ ORIGIN: origin.url, ORIGIN_DEVICE_HEADER: 'CF-Device' });
+  // Namibia's code: its clients would share the group's variant.
+  const grouped = await startWorker({ ORIGIN: origin.url, COUNTRY_GROUPS: JSON.stringify({ NA: ['US', 'CA'] }) });
   try {
     traits('/renamed');
     const forged = { 'x-class': 'mobile', 'x-geo': 'US', 'x-edge-device-type': 'mobile', 'x-edge-country': 'US' };
@@ -118,9 +120,13 @@ test('ORIGIN_DEVICE_HEADER and ORIGIN_COUNTRY_HEADER rename ours; a cf- name is 
     const broken = await refused.fetch('/renamed');
     assert.equal(broken.status, 500);
     assert.match(broken.body, /ORIGIN_DEVICE_HEADER.*cf-/);
+    const ambiguous = await grouped.fetch('/renamed');
+    assert.equal(ambiguous.status, 500);
+    assert.match(ambiguous.body, /COUNTRY_GROUPS.*"NA" reads as a country code/);
   } finally {
     await renamed.dispose();
     await refused.dispose();
+    await grouped.dispose();
   }
 });
 
