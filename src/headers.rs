@@ -19,13 +19,14 @@ const HOP_BY_HOP: [&str; 9] = [
 
 /// Removes hop-by-hop fields, including every field `Connection` names.
 /// Applied in both directions: they describe one connection, not the message.
+/// The value is split as bytes: one token that is not a name (a byte beyond
+/// ASCII, say) must not spare the names beside it.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim_ascii()).ok())
         .collect();
     for name in &named {
         headers.remove(name);
@@ -208,5 +209,18 @@ mod tests {
         h.insert(header::CONNECTION, ", , \"x\", bad name".parse().unwrap());
         strip_hop_by_hop(&mut h);
         assert!(h.is_empty());
+        // A token beyond ASCII spares none of the names beside it.
+        use http::HeaderValue;
+        let odd = HeaderValue::from_bytes("close, x-probe, cookie, é".as_bytes()).unwrap();
+        h.insert(header::CONNECTION, odd);
+        h.append(
+            header::CONNECTION,
+            HeaderValue::from_bytes(b"x-\xff").unwrap(),
+        );
+        h.insert("x-probe", HeaderValue::from_static("hop"));
+        h.insert(header::COOKIE, HeaderValue::from_static("a=1"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().collect::<Vec<_>>(), ["x-kept"]);
     }
 }
