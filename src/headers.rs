@@ -150,6 +150,14 @@ pub fn strip_targeted_fields(headers: &mut HeaderMap) {
     headers.remove(SURROGATE_CONTROL);
 }
 
+/// What a message's fields count against a bound: their names and values.
+pub fn fields_size(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len())
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,11 +21,12 @@
 //! and a fixed overhead per entry. Bodies stay where the runtime buffered
 //! them (JS memory at the edge), handed out as cheap copies (`Body::tee`).
 
+use crate::headers::fields_size;
+use crate::lru::Lru;
 use crate::meta::{self, Record};
 use crate::platform::{Body, Buffered, PlatformError, ReadLimit, Storage};
 use http::{HeaderMap, Response, StatusCode};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -50,21 +51,13 @@ struct Slot<B> {
     record: Arc<Record>,
     /// Taken out only while a copy is made.
     body: Option<B>,
-    size: usize,
     /// Unix seconds after which the Cache API may no longer hold it.
     until: u64,
-    /// Its place in the recency order.
-    tick: u64,
 }
 
 /// The isolate's entries, by storage URL.
 pub struct HotTier<B> {
-    slots: HashMap<String, Slot<B>>,
-    /// Recency: tick to URL, oldest first.
-    order: BTreeMap<u64, String>,
-    tick: u64,
-    bytes: usize,
-    limit: usize,
+    slots: Lru<Slot<B>>,
     /// Puts and deletes through the tier so far: a copy read from the
     /// Cache API while one happened may be older than it, and is not kept.
     writes: u64,
@@ -74,23 +67,19 @@ impl<B: Body> HotTier<B> {
     /// A tier of at most `limit` bytes; 0 keeps nothing.
     pub fn new(limit: usize) -> Self {
         HotTier {
-            slots: HashMap::new(),
-            order: BTreeMap::new(),
-            tick: 0,
-            bytes: 0,
-            limit,
+            slots: Lru::new(limit),
             writes: 0,
         }
     }
 
     /// The largest entry this tier takes.
     pub fn max_entry(&self) -> usize {
-        (self.limit / 8).min(MAX_ENTRY_BYTES)
+        (self.slots.limit() / 8).min(MAX_ENTRY_BYTES)
     }
 
     /// Bytes held, as counted against the bound.
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.slots.bytes()
     }
 
     pub fn len(&self) -> usize {
@@ -104,15 +93,11 @@ impl<B: Body> HotTier<B> {
     /// A copy of the entry at `url`, unless it is gone from the Cache API
     /// by `now` (Unix seconds); it becomes the most recently used.
     pub fn get(&mut self, url: &str, now: u64) -> Option<Response<B>> {
-        let slot = self.slots.get_mut(url)?;
+        let slot = self.slots.get(url)?;
         if now >= slot.until {
             self.forget(url);
             return None;
         }
-        self.tick += 1;
-        self.order.remove(&slot.tick);
-        slot.tick = self.tick;
-        self.order.insert(slot.tick, url.to_string());
         let (kept, given) = slot.body.take()?.tee();
         slot.body = Some(kept);
         let mut response = Response::new(given);
@@ -137,41 +122,23 @@ impl<B: Body> HotTier<B> {
         len: u64,
         until: u64,
     ) -> B {
-        let fields: usize = headers
-            .iter()
-            .map(|(n, v)| n.as_str().len() + v.len())
-            .sum();
-        let size = len as usize + fields + url.len() + ENTRY_OVERHEAD;
+        let size = len as usize + fields_size(headers) + url.len() + ENTRY_OVERHEAD;
         if size > self.max_entry() {
             return body;
         }
         let mut headers = headers.clone();
-        let Some(record) = meta::from_stored(&mut headers) else {
+        let Some(record) = meta::from_stored(&mut headers, None) else {
             return body;
         };
-        self.forget(url);
-        while self.bytes + size > self.limit {
-            let Some((_, oldest)) = self.order.pop_first() else {
-                break;
-            };
-            if let Some(slot) = self.slots.remove(&oldest) {
-                self.bytes -= slot.size;
-            }
-        }
         let (kept, given) = body.tee();
-        self.tick += 1;
-        self.order.insert(self.tick, url.to_string());
-        self.bytes += size;
         let slot = Slot {
             status,
             headers,
             record: Arc::new(record),
             body: Some(kept),
-            size,
             until,
-            tick: self.tick,
         };
-        self.slots.insert(url.to_string(), slot);
+        self.slots.insert(url, slot, size);
         given
     }
 
@@ -184,10 +151,7 @@ impl<B: Body> HotTier<B> {
 
     /// Drops the entry at `url`, if held.
     pub fn forget(&mut self, url: &str) {
-        if let Some(slot) = self.slots.remove(url) {
-            self.order.remove(&slot.tick);
-            self.bytes -= slot.size;
-        }
+        self.slots.remove(url);
     }
 }
 
@@ -288,7 +252,7 @@ mod tests {
             keep_until: 0,
         };
         let mut headers = HeaderMap::new();
-        headers.insert(meta::META_HEADER, meta::encode(Record::Vary(marker)));
+        meta::seal(&mut headers, Record::Vary(marker));
         headers
     }
 
@@ -368,8 +332,8 @@ mod tests {
         };
         let mut response = Response::new(b"marker".to_vec());
         let headers = response.headers_mut();
-        headers.insert(meta::META_HEADER, meta::encode(Record::Vary(marker)));
         headers.insert(http::header::CONTENT_LENGTH, "6".parse().unwrap());
+        meta::seal(headers, Record::Vary(marker));
         response
     }
 

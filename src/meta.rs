@@ -56,7 +56,16 @@ const SHADOWED: [&str; 9] = [
 struct Envelope {
     v: u32,
     record: Record,
+    /// A digest of the stored copy's other fields (see [`seal`]); 0 in
+    /// records written before it existed.
+    #[serde(default)]
+    head: u64,
 }
+
+/// A record its storage layer already read from the fields it came in
+/// (which still hold it): [`from_stored`] then parses no JSON.
+#[derive(Debug, Clone)]
+pub struct ParsedRecord(pub std::sync::Arc<Record>);
 
 /// What a storage URL holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,7 +208,7 @@ pub fn to_stored(headers: &mut HeaderMap, mut meta: EntryMeta, retention: u64) {
         headers.remove(name);
     }
     headers.insert(CACHE_CONTROL, retention_directive(retention));
-    headers.insert(META_HEADER, encode(Record::Response(meta)));
+    seal(headers, Record::Response(meta));
 }
 
 /// The latest the Cache API may keep a stored copy until (Unix seconds): a
@@ -207,12 +216,8 @@ pub fn to_stored(headers: &mut HeaderMap, mut meta: EntryMeta, retention: u64) {
 /// no earlier than it was received), a Vary marker's `keep_until`. `None`
 /// without a readable record.
 pub fn kept_until(headers: &HeaderMap) -> Option<u64> {
-    let raw = headers.get(META_HEADER)?;
-    let envelope: Envelope = serde_json::from_slice(raw.as_bytes()).ok()?;
-    if envelope.v != RECORD_VERSION {
-        return None;
-    }
-    match envelope.record {
+    let (record, _) = read(headers.get(META_HEADER)?.as_bytes())?;
+    match record {
         Record::Vary(marker) => Some(marker.keep_until),
         Record::Response(meta) => {
             let lifetime = crate::cache_control::Directives::from_headers(headers, CACHE_CONTROL)?
@@ -227,15 +232,24 @@ pub fn retention_directive(seconds: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("public, max-age={seconds}")).expect("ASCII")
 }
 
+/// A record as stored (the value of [`META_HEADER`]) and the digest of
+/// the fields it was stored with (0 if it predates digests). `None`: a
+/// foreign version, or a corrupt record.
+pub fn read(value: &[u8]) -> Option<(Record, u64)> {
+    let envelope: Envelope = serde_json::from_slice(value).ok()?;
+    (envelope.v == RECORD_VERSION).then_some((envelope.record, envelope.head))
+}
+
 /// Reads and removes the record from a stored copy, restoring the shadowed
-/// fields. `None`: no record, a foreign version, or a corrupt one.
-pub fn from_stored(headers: &mut HeaderMap) -> Option<Record> {
+/// fields; `parsed` is the record already read from them, if it was.
+/// `None`: no record, a foreign version, or a corrupt one.
+pub fn from_stored(headers: &mut HeaderMap, parsed: Option<ParsedRecord>) -> Option<Record> {
     let raw = headers.remove(META_HEADER)?;
-    let envelope: Envelope = serde_json::from_slice(raw.as_bytes()).ok()?;
-    if envelope.v != RECORD_VERSION {
-        return None;
-    }
-    if let Record::Response(meta) = &envelope.record {
+    let record = match parsed {
+        Some(ParsedRecord(record)) => std::sync::Arc::unwrap_or_clone(record),
+        None => read(raw.as_bytes())?.0,
+    };
+    if let Record::Response(meta) = &record {
         for name in SHADOWED {
             headers.remove(name);
         }
@@ -248,17 +262,40 @@ pub fn from_stored(headers: &mut HeaderMap) -> Option<Record> {
             }
         }
     }
-    Some(envelope.record)
+    Some(record)
+}
+
+/// Adds `record` to a copy about to be stored with `headers`, with a
+/// digest of those fields (names and values in order; SHA-256, first 8
+/// bytes). Two stored copies whose records read the same then have the
+/// same fields, so a reader that parsed one copy's fields may use them for
+/// another whose record it compares equal, without reading them again
+/// (see `edge::heads`): the record's times alone would not tell apart two
+/// copies of one URL fetched in the same millisecond from different origin
+/// servers.
+pub fn seal(headers: &mut HeaderMap, record: Record) {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (name, value) in headers.iter() {
+        hasher.update(name.as_str().as_bytes());
+        hasher.update(b":");
+        hasher.update(value.as_bytes());
+        hasher.update(b"\n");
+    }
+    let digest = hasher.finalize();
+    let head = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    headers.insert(META_HEADER, encode(record, head));
 }
 
 /// Encodes a record as a header value: JSON with every character beyond
 /// ASCII escaped (`\uXXXX`), which only strings can hold, so the value is
 /// visible ASCII (JSON escapes control characters too) and reads back as
 /// the same strings.
-pub fn encode(record: Record) -> HeaderValue {
+fn encode(record: Record, head: u64) -> HeaderValue {
     let json = serde_json::to_string(&Envelope {
         v: RECORD_VERSION,
         record,
+        head,
     })
     .expect("records contain only strings and integers");
     let json = match json.is_ascii() {
@@ -370,7 +407,7 @@ mod tests {
         assert!(!h.contains_key(DATE));
         // What a Cache API adds is replaced by the origin's on the way out.
         h.insert(DATE, httpdate::fmt_http_date(t(99)).parse().unwrap());
-        let record = from_stored(&mut h).unwrap();
+        let record = from_stored(&mut h, None).unwrap();
         assert_eq!(h["content-encoding"], "gzip");
         assert_eq!(h[DATE], date.as_str());
         assert!(matches!(record, Record::Response(m) if m.fresh_for == 60));
@@ -395,7 +432,7 @@ mod tests {
             h[META_HEADER].to_str().is_ok(),
             "the record stays visible ASCII"
         );
-        from_stored(&mut h).unwrap();
+        from_stored(&mut h, None).unwrap();
         assert_eq!(h[VARY].as_bytes(), vary.as_bytes());
         assert_eq!(h[CACHE_CONTROL].as_bytes(), control.as_bytes());
     }
@@ -413,14 +450,14 @@ mod tests {
         ] {
             let mut h = HeaderMap::new();
             h.insert(META_HEADER, raw.parse().unwrap());
-            assert_eq!(from_stored(&mut h), None, "{raw}");
+            assert_eq!(from_stored(&mut h, None), None, "{raw}");
         }
         // A marker written before `keep_until` existed still reads (serde default).
         let mut h = HeaderMap::new();
         let older = r#"{"v":3,"record":{"vary":{"names":["accept"],"generation":"g"}}}"#;
         h.insert(META_HEADER, older.parse().unwrap());
         assert!(
-            matches!(from_stored(&mut h), Some(Record::Vary(m)) if m.keep_until == 0 && m.generation == "g")
+            matches!(from_stored(&mut h, None), Some(Record::Vary(m)) if m.keep_until == 0 && m.generation == "g")
         );
     }
 }

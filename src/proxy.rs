@@ -440,9 +440,13 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             Ok(Some(mut response)) => {
                 // The Cache API's own note on the copy, not the origin's.
                 response.headers_mut().remove("cf-cache-status");
-                let record = match response.extensions_mut().remove::<ReadRecord>() {
+                let extensions = response.extensions_mut();
+                let record = match extensions.remove::<ReadRecord>() {
                     Some(ReadRecord(record)) => Arc::unwrap_or_clone(record),
-                    None => meta::from_stored(response.headers_mut())?,
+                    None => {
+                        let parsed = extensions.remove::<meta::ParsedRecord>();
+                        meta::from_stored(response.headers_mut(), parsed)?
+                    }
                 };
                 Some((record, response))
             }

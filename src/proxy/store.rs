@@ -154,15 +154,12 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
     /// `marker` at the primary URL, kept until `marker.keep_until`.
     fn marker_write(&self, key: &CacheKey, marker: &VaryMarker, now: SystemTime) -> Write<B> {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            meta::META_HEADER,
-            meta::encode(Record::Vary(marker.clone())),
-        );
         let lifetime = marker
             .keep_until
             .saturating_sub(meta::unix_secs(now))
             .max(1);
         headers.insert(header::CACHE_CONTROL, meta::retention_directive(lifetime));
+        meta::seal(&mut headers, Record::Vary(marker.clone()));
         // A body, because some Cache API implementations (Miniflare's) drop
         // an entry whose body is empty.
         let mut response = Response::new(B::from_bytes(b"vary marker\n".to_vec()));
