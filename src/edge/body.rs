@@ -24,7 +24,7 @@ pub enum EdgeBody {
 /// A stored response and its head as the core first saw it.
 pub struct Stored {
     pub response: web_sys::Response,
-    pub headers: http::HeaderMap,
+    pub headers: std::rc::Rc<http::HeaderMap>,
 }
 
 impl EdgeBody {

@@ -10,8 +10,12 @@
 //! workerd before any worker code runs, so no mapping could keep them.
 
 use super::body::{EdgeBody, Stored};
+use crate::heads::{Heads, HEADS_BYTES};
+use crate::meta::ParsedRecord;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response};
+use std::cell::RefCell;
+use std::rc::Rc;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 use worker::{Error, Result};
@@ -22,12 +26,20 @@ extern "C" {
     fn request_head(request: &web_sys::Request) -> String;
     #[wasm_bindgen(js_name = responseHead)]
     fn response_head(response: &web_sys::Response) -> String;
+    #[wasm_bindgen(js_name = recordIs)]
+    fn record_is(response: &web_sys::Response, known: &JsValue) -> bool;
     #[wasm_bindgen(catch, js_name = respondWith)]
     fn respond_with(
         stored: &web_sys::Response,
         status: u16,
         changes: &str,
     ) -> std::result::Result<web_sys::Response, JsValue>;
+}
+
+thread_local! {
+    /// Stored heads as this isolate parsed them, with their records as JS
+    /// strings (plain data and string handles).
+    static HEADS: RefCell<Heads<JsValue>> = RefCell::new(Heads::new(HEADS_BYTES));
 }
 
 /// A request's method, URL and fields, read in one crossing.
@@ -56,20 +68,50 @@ pub fn response_from_js(response: &web_sys::Response) -> Response<EdgeBody> {
 }
 
 /// A Cache API response: its body stays in it (see [`EdgeBody::Stored`]),
-/// unless its head did not read back exactly.
-pub fn stored_from_js(response: web_sys::Response) -> Response<EdgeBody> {
+/// unless its head did not read back exactly. Its head is parsed once per
+/// isolate while its record stays the same (see [`crate::heads`]).
+pub fn stored_from_js(url: &str, response: web_sys::Response) -> Response<EdgeBody> {
+    let known = HEADS.with_borrow_mut(|heads| heads.get(url));
+    if let Some(head) = known.filter(|head| record_is(&response, &head.token)) {
+        let record = ParsedRecord(head.record.clone());
+        return stored_with(response, head.status, head.fields.clone(), Some(record));
+    }
     let (status, headers, exact) = response_parts(&response);
-    let body = match response.body() {
-        Some(_) if exact => EdgeBody::Stored(Box::new(Stored {
-            response,
-            headers: headers.clone(),
-        })),
-        stream => EdgeBody::from_stream(stream),
-    };
-    let mut out = Response::new(body);
+    if response.body().is_none() || !exact {
+        let mut out = Response::new(EdgeBody::from_stream(response.body()));
+        *out.status_mut() = status;
+        *out.headers_mut() = headers;
+        return out;
+    }
+    let fields = Rc::new(headers);
+    let record =
+        HEADS.with_borrow_mut(|heads| heads.keep(url, status, fields.clone(), JsValue::from_str));
+    stored_with(response, status, fields, record.map(ParsedRecord))
+}
+
+/// A stored response whose fields, as read, are `fields`.
+fn stored_with(
+    response: web_sys::Response,
+    status: http::StatusCode,
+    fields: Rc<HeaderMap>,
+    record: Option<ParsedRecord>,
+) -> Response<EdgeBody> {
+    let headers = HeaderMap::clone(&fields);
+    let mut out = Response::new(EdgeBody::Stored(Box::new(Stored {
+        response,
+        headers: fields,
+    })));
     *out.status_mut() = status;
     *out.headers_mut() = headers;
+    if let Some(record) = record {
+        out.extensions_mut().insert(record);
+    }
     out
+}
+
+/// A write of `url` is under way: its parsed head is not kept.
+pub fn forget_head(url: &str) {
+    HEADS.with_borrow_mut(|heads| heads.forget(url));
 }
 
 /// Status and fields, and whether every field was kept as it was.
@@ -142,7 +184,10 @@ fn changes(before: &HeaderMap, after: &HeaderMap) -> String {
     }
     for name in after.keys() {
         let values = after.get_all(name);
-        if values.iter().eq(before.get_all(name).iter()) {
+        // `Age` is set anew even when it reads the same: `before` may be a
+        // head parsed at an earlier read (see `crate::heads`), and a runtime
+        // that added its own `Age` would have changed it since.
+        if name != http::header::AGE && values.iter().eq(before.get_all(name).iter()) {
             continue;
         }
         if before.contains_key(name) {
@@ -252,7 +297,7 @@ mod tests {
         init.set_headers(&fields);
         let stored =
             web_sys::Response::new_with_opt_str_and_init(Some("stored body"), &init).unwrap();
-        let mut response = stored_from_js(stored);
+        let mut response = stored_from_js("https://t.example/a", stored);
         assert!(matches!(response.body(), EdgeBody::Stored(_)));
         let headers = response.headers_mut();
         headers.remove("x-gone");
@@ -271,9 +316,25 @@ mod tests {
     }
 
     #[wasm_bindgen_test]
+    fn age_is_set_anew_though_the_parsed_head_already_reads_the_same() {
+        // The runtime's copy says 30; the head parsed at an earlier read said 7.
+        let init = web_sys::ResponseInit::new();
+        let fields = web_sys::Headers::new().unwrap();
+        fields.append("age", "30").unwrap();
+        init.set_headers(&fields);
+        let stored = web_sys::Response::new_with_opt_str_and_init(Some("b"), &init).unwrap();
+        let mut parsed = HeaderMap::new();
+        parsed.insert("age", HeaderValue::from_static("7"));
+        let response = stored_with(stored, http::StatusCode::OK, Rc::new(parsed), None);
+        assert_eq!(response.headers()["age"], "7");
+        let js = response_to_js(response).unwrap();
+        assert_eq!(js.headers().get("age").unwrap().as_deref(), Some("7"));
+    }
+
+    #[wasm_bindgen_test]
     async fn a_stored_body_read_by_the_core_is_a_stream() {
         let stored = web_sys::Response::new_with_opt_str(Some("0123456789")).unwrap();
-        let part = stored_from_js(stored)
+        let part = stored_from_js("https://t.example/b", stored)
             .into_body()
             .range(2, 5)
             .await

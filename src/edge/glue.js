@@ -49,3 +49,9 @@ export function respondWith(stored, status, changes) {
   }
   return response;
 }
+
+// Whether a stored response's record is `known` (a string this isolate
+// read before), compared without the record crossing into wasm.
+export function recordIs(response, known) {
+  return response.headers.get('x-edge-cache-meta') === known;
+}

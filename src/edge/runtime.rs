@@ -2,7 +2,9 @@
 //! binding for the demo origin), and `wait_until` with the console.
 
 use super::body::EdgeBody;
-use super::convert::{headers_to_js, response_from_js, response_to_js, stored_from_js};
+use super::convert::{
+    forget_head, headers_to_js, response_from_js, response_to_js, stored_from_js,
+};
 use crate::config::OriginBase;
 use crate::platform::{Background, Origin, OriginError, PlatformError, Storage};
 use http::{Method, Request, Response};
@@ -48,10 +50,11 @@ impl Storage<EdgeBody> for EdgeStorage {
         Ok(found
             .dyn_into::<web_sys::Response>()
             .ok()
-            .map(stored_from_js))
+            .map(|stored| stored_from_js(url, stored)))
     }
 
     async fn put(&self, url: &str, response: Response<EdgeBody>) -> Result<(), PlatformError> {
+        forget_head(url);
         let js = response_to_js(response).map_err(|e| PlatformError(format!("cache put: {e}")))?;
         settle(default_cache()?.put_with_str(url, &js), "cache put")
             .await
@@ -59,6 +62,7 @@ impl Storage<EdgeBody> for EdgeStorage {
     }
 
     async fn delete(&self, url: &str) -> Result<bool, PlatformError> {
+        forget_head(url);
         let deleted = settle(default_cache()?.delete_with_str(url), "cache delete").await?;
         Ok(deleted.as_bool().unwrap_or(false))
     }
