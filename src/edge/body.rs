@@ -1,10 +1,10 @@
 //! Bodies stay JS streams: the hit path hands the Cache API's stream to the
 //! client without copying it through wasm memory.
 
+use super::task::settled;
 use crate::platform::{Body, Buffered, Exceeded, PlatformError, ReadLimit};
 use js_sys::{ArrayBuffer, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{ReadableStream, ReadableStreamDefaultReader};
 
 pub enum EdgeBody {
@@ -131,11 +131,10 @@ impl Body for EdgeBody {
                 let written = match chunk {
                     Ok(bytes) => {
                         let array = Uint8Array::from(bytes.as_slice());
-                        JsFuture::from(writer.write_with_chunk(&array)).await
+                        settled(writer.write_with_chunk(&array)).await
                     }
                     Err(why) => {
-                        let _ = JsFuture::from(writer.abort_with_reason(&JsValue::from_str(&why)))
-                            .await;
+                        let _ = settled(writer.abort_with_reason(&JsValue::from_str(&why))).await;
                         return;
                     }
                 };
@@ -144,7 +143,7 @@ impl Body for EdgeBody {
                     return;
                 }
             }
-            let _ = JsFuture::from(writer.close()).await;
+            let _ = settled(writer.close()).await;
         });
         EdgeBody::Stream(pipe.readable())
     }
@@ -192,7 +191,7 @@ async fn read_within(
     let deadline = super::runtime::timer(u32::try_from(limit.ms).unwrap_or(u32::MAX));
     loop {
         let next = js_sys::Promise::race(&js_sys::Array::of2(&reader.read(), &deadline));
-        let read = match JsFuture::from(next).await {
+        let read = match settled(next).await {
             Ok(read) if read.is_undefined() => {
                 let _ = reader.cancel();
                 return Ok(Buffered::PassOn(EdgeBody::Stream(spare), Exceeded::Time));
@@ -241,7 +240,7 @@ async fn read_range(
     let (done, value) = (JsValue::from_str("done"), JsValue::from_str("value"));
     let mut offset: u64 = 0;
     while offset <= end {
-        let read = JsFuture::from(reader.read()).await.map_err(err)?;
+        let read = settled(reader.read()).await.map_err(err)?;
         if js_sys::Reflect::get(&read, &done).map_err(err)?.is_truthy() {
             return Err(PlatformError(
                 "the stored body ended before the range".into(),
@@ -266,7 +265,7 @@ async fn read_range(
 async fn read_all(stream: ReadableStream) -> Result<ArrayBuffer, PlatformError> {
     let err = |e: wasm_bindgen::JsValue| PlatformError(format!("reading body: {e:?}"));
     let response = web_sys::Response::new_with_opt_readable_stream(Some(&stream)).map_err(err)?;
-    let buffer = JsFuture::from(response.array_buffer().map_err(err)?)
+    let buffer = settled(response.array_buffer().map_err(err)?)
         .await
         .map_err(err)?;
     Ok(buffer.unchecked_into())

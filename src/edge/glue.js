@@ -55,3 +55,12 @@ export function respondWith(stored, status, changes) {
 export function recordIs(response, known) {
   return response.headers.get('x-edge-cache-meta') === known;
 }
+
+// Hands `promise`'s outcome to `settle` (the instance's one closure, see
+// task.rs) with the number of the future waiting on it.
+export function whenSettled(promise, settle, slot) {
+  promise.then(
+    (value) => settle(slot, value, true),
+    (error) => settle(slot, error, false),
+  );
+}

@@ -5,13 +5,13 @@ use super::body::EdgeBody;
 use super::convert::{
     forget_head, headers_to_js, response_from_js, response_to_js, stored_from_js,
 };
+use super::task::settled;
 use crate::config::OriginBase;
 use crate::platform::{Background, Origin, OriginError, PlatformError, Storage};
 use http::{Method, Request, Response};
 use std::future::Future;
 use std::rc::Rc;
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use worker_sys::ext::CacheStorageExt;
 
 /// `caches.default`, called through `web_sys` so that a hit's response
@@ -39,7 +39,7 @@ fn default_cache() -> Result<web_sys::Cache, PlatformError> {
 }
 
 async fn settle(promise: js_sys::Promise, what: &str) -> Result<JsValue, PlatformError> {
-    JsFuture::from(promise)
+    settled(promise)
         .await
         .map_err(|e| PlatformError(format!("{what}: {e:?}")))
 }
@@ -131,7 +131,7 @@ impl Origin<EdgeBody> for EdgeOrigin {
         };
         let deadline = timer(self.timeout_ms);
         let first = js_sys::Promise::race(&js_sys::Array::of2(&promise, &deadline));
-        match JsFuture::from(first).await {
+        match settled(first).await {
             // The timer resolves with `undefined`; fetch with a Response.
             Ok(r) if r.is_undefined() => {
                 abort.abort();
@@ -224,7 +224,7 @@ impl Background for EdgeBackground {
     fn sleep(&self, ms: u64) -> impl Future<Output = ()> + 'static {
         async move {
             let promise = timer(u32::try_from(ms).unwrap_or(u32::MAX));
-            let _ = JsFuture::from(promise).await;
+            let _ = settled(promise).await;
         }
     }
 
@@ -286,7 +286,7 @@ impl EdgeKv {
             .map_err(err)?
             .dyn_into()
             .map_err(err)?;
-        JsFuture::from(promise).await.map_err(err)
+        settled(promise).await.map_err(err)
     }
 }
 
