@@ -195,8 +195,9 @@ impl EntryMeta {
 
 /// Turns the headers of a response about to be stored into the stored copy:
 /// shadowed fields move into `meta`, and the Cache API is told to keep the
-/// entry for `retention` seconds.
-pub fn to_stored(headers: &mut HeaderMap, mut meta: EntryMeta, retention: u64) {
+/// entry for `retention` seconds. The record comes back to be [`seal`]ed
+/// into the copy once its body is whole (its length is part of the seal).
+pub fn to_stored(headers: &mut HeaderMap, mut meta: EntryMeta, retention: u64) -> Record {
     for name in SHADOWED {
         for value in headers.get_all(name) {
             // As UTF-8, which is how the runtime hands values over: a value
@@ -208,7 +209,7 @@ pub fn to_stored(headers: &mut HeaderMap, mut meta: EntryMeta, retention: u64) {
         headers.remove(name);
     }
     headers.insert(CACHE_CONTROL, retention_directive(retention));
-    seal(headers, Record::Response(meta));
+    Record::Response(meta)
 }
 
 /// The latest the Cache API may keep a stored copy until (Unix seconds): a
@@ -270,9 +271,10 @@ pub fn from_stored(headers: &mut HeaderMap, parsed: Option<ParsedRecord>) -> Opt
 /// bytes). Two stored copies whose records read the same then have the
 /// same fields, so a reader that parsed one copy's fields may use them for
 /// another whose record it compares equal, without reading them again
-/// (see `edge::heads`): the record's times alone would not tell apart two
-/// copies of one URL fetched in the same millisecond from different origin
-/// servers.
+/// (see [`crate::heads`]): the record's times alone would not tell apart
+/// two copies of one URL fetched in the same millisecond from different
+/// origin servers. `headers` must hold the body's `Content-Length`: the
+/// Cache API adds one to a copy stored without, and a range is cut by it.
 pub fn seal(headers: &mut HeaderMap, record: Record) {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
@@ -399,7 +401,8 @@ mod tests {
         let date = httpdate::fmt_http_date(t(0));
         h.insert(DATE, date.parse().unwrap());
         let meta = meta_for(60, Revalidate::WhenStale, &h, 0, 0);
-        to_stored(&mut h, meta.clone(), 86_460);
+        let record = to_stored(&mut h, meta.clone(), 86_460);
+        seal(&mut h, record);
         assert_eq!(h[CACHE_CONTROL], "public, max-age=86460");
         assert!(!h.contains_key(VARY));
         // The storage sees neither: it must not transform the body or the date.
@@ -427,7 +430,8 @@ mod tests {
             HeaderValue::from_bytes(control.as_bytes()).unwrap(),
         );
         let meta = meta_for(60, Revalidate::WhenStale, &h, 0, 0);
-        to_stored(&mut h, meta, 86_460);
+        let record = to_stored(&mut h, meta, 86_460);
+        seal(&mut h, record);
         assert!(
             h[META_HEADER].to_str().is_ok(),
             "the record stays visible ASCII"

@@ -88,7 +88,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             retention,
             now,
         };
-        let stored = stored_copy(stored_headers, meta.clone(), retention);
+        let (stored, record) = stored_copy(stored_headers, meta.clone(), retention);
         let (client_body, stored_body) = if method == Method::HEAD {
             (B::empty(), body)
         } else {
@@ -101,7 +101,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             false => target.lead,
         };
         let entry = Response::from_parts(stored, stored_body);
-        self.put_in_background(placement, entry, lead);
+        self.put_in_background(placement, (entry, record), lead);
         Stored { client_body, meta }
     }
 
@@ -174,13 +174,19 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
     /// later client. An entry that varies, found by a miss that saw no
     /// marker, takes the marker a concurrent fill may have written since,
     /// rather than a new generation that would orphan that fill's variants.
-    fn put_in_background(&self, mut place: Placement, entry: Response<B>, lead: Option<Lead>) {
+    /// The record is sealed into the copy once the body's length is known.
+    fn put_in_background(
+        &self,
+        mut place: Placement,
+        (entry, record): (Response<B>, Record),
+        lead: Option<Lead>,
+    ) {
         let proxy = self.clone();
         self.background.spawn(async move {
             let log = &proxy.background;
             // Already whole (see `store_and_respond`); read again only to
             // check it is still so, with the same limits.
-            let (parts, body) = entry.into_parts();
+            let (mut parts, body) = entry.into_parts();
             let (body, length) = match body.buffered(proxy.storing_limit()).await {
                 Ok(Buffered::Whole(body, length)) => (body, length),
                 Ok(Buffered::PassOn(..)) => return log.warn("not stored, past the storing limits"),
@@ -196,6 +202,11 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
                     "not stored, {length} bytes of a {declared}-byte body"
                 ));
             }
+            // Stated whether or not the origin did (the Cache API adds it
+            // anyway): sealed with the other fields, two copies of different
+            // lengths never share a record.
+            parts.headers.insert(header::CONTENT_LENGTH, length.into());
+            meta::seal(&mut parts.headers, record);
             if place.marker.is_none() && !place.names.is_empty() {
                 if let Some((Record::Vary(m), _)) = proxy.read(&place.key.primary_url()).await {
                     place.marker = Some(m);
@@ -218,11 +229,11 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
     }
 }
 
-/// The head of the stored copy: the client-safe headers, the record, and
-/// the retention the Cache API is told.
-fn stored_copy(mut headers: HeaderMap, meta: EntryMeta, retention: u64) -> Parts {
-    meta::to_stored(&mut headers, meta, retention);
+/// The head of the stored copy (the client-safe headers and the retention
+/// the Cache API is told), and the record to seal into it.
+fn stored_copy(mut headers: HeaderMap, meta: EntryMeta, retention: u64) -> (Parts, Record) {
+    let record = meta::to_stored(&mut headers, meta, retention);
     let (mut stored, ()) = Response::new(()).into_parts();
     stored.headers = headers;
-    stored
+    (stored, record)
 }

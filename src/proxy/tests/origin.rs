@@ -224,3 +224,18 @@ fn a_cacheable_error_keeps_its_status_through_storage() {
     assert_eq!(status(&hit), "edge-cache; hit; ttl=30");
     assert_eq!(h.calls(), 1);
 }
+
+#[test]
+fn copies_of_one_url_with_bodies_of_different_lengths_never_share_a_record() {
+    // Same fields, same instant, no Content-Length from the origin: only the
+    // body tells the two apart, and the record must (see `crate::heads`).
+    let record = |body: &'static [u8]| {
+        let h = harness(answer(200, &[("cache-control", "max-age=60")], body));
+        h.get("/same");
+        let entries = h.proxy.storage.entries.borrow();
+        let (_, stored) = entries.iter().next().expect("stored");
+        assert_eq!(stored.headers()["content-length"], body.len().to_string());
+        stored.headers()[crate::meta::META_HEADER].clone()
+    };
+    assert_ne!(record(b"short"), record(b"a longer body"));
+}
