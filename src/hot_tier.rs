@@ -23,8 +23,9 @@
 
 use crate::headers::fields_size;
 use crate::lru::Lru;
-use crate::meta::{self, Record};
+use crate::meta::{self, ParsedRecord, Record};
 use crate::platform::{Body, Buffered, PlatformError, ReadLimit, Storage};
+use http::response::Parts;
 use http::{HeaderMap, Response, StatusCode};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -110,29 +111,29 @@ impl<B: Body> HotTier<B> {
         Some(response)
     }
 
-    /// Keeps `body` (of `len` bytes) with its status and fields until
-    /// `until`, if it fits and its record reads; gives back a copy for the
-    /// caller.
+    /// Keeps `body` (of `len` bytes) with its head (whose fields hold
+    /// `record`, read already) until `until`, if it fits; gives back a copy
+    /// for the caller.
     pub fn admit(
         &mut self,
         url: &str,
-        status: StatusCode,
-        headers: &HeaderMap,
+        head: &Parts,
+        record: Arc<Record>,
         body: B,
         len: u64,
         until: u64,
     ) -> B {
-        let size = len as usize + fields_size(headers) + url.len() + ENTRY_OVERHEAD;
+        let size = len as usize + fields_size(&head.headers) + url.len() + ENTRY_OVERHEAD;
         if size > self.max_entry() {
             return body;
         }
-        let mut headers = headers.clone();
-        let Some(record) = meta::from_stored(&mut headers, None) else {
+        let mut headers = head.headers.clone();
+        let Some(record) = meta::from_stored(&mut headers, Some(ParsedRecord(record))) else {
             return body;
         };
         let (kept, given) = body.tee();
         let slot = Slot {
-            status,
+            status: head.status,
             headers,
             record: Arc::new(record),
             body: Some(kept),
@@ -196,12 +197,14 @@ impl<S: Storage<B>, B: Body> Storage<B> for Tiered<S, B> {
             .and_then(|v| v.parse::<u64>().ok())
             .is_some_and(|length| length <= max);
         // The length first: reading the record costs more, and a tier of
-        // no size admits nothing.
-        let until = fits
-            .then(|| meta::kept_until(response.headers()))
-            .flatten()
+        // no size admits nothing. Read once: the Cache API's layer may have
+        // read it already.
+        let record = fits.then(|| stored_record(&response)).flatten();
+        let until = record
+            .as_deref()
+            .and_then(|record| meta::kept_until(response.headers(), record))
             .filter(|&until| until > self.now);
-        let Some(until) = until else {
+        let (Some(record), Some(until)) = (record, until) else {
             return Ok(Some(response));
         };
         let (parts, body) = response.into_parts();
@@ -212,7 +215,7 @@ impl<S: Storage<B>, B: Body> Storage<B> for Tiered<S, B> {
         let body = match body.buffered(limit).await? {
             Buffered::Whole(body, len) => {
                 let mut hot = self.hot.borrow_mut();
-                hot.admit(url, parts.status, &parts.headers, body, len, until)
+                hot.admit(url, &parts, record, body, len, until)
             }
             Buffered::PassOn(body, _) => body,
         };
@@ -233,6 +236,16 @@ impl<S: Storage<B>, B: Body> Storage<B> for Tiered<S, B> {
         self.hot.borrow_mut().written(url);
         result
     }
+}
+
+/// The record a stored copy's fields hold: as its storage layer read it,
+/// or read now.
+fn stored_record<B>(response: &Response<B>) -> Option<Arc<Record>> {
+    if let Some(ParsedRecord(record)) = response.extensions().get::<ParsedRecord>() {
+        return Some(record.clone());
+    }
+    let value = response.headers().get(meta::META_HEADER)?;
+    meta::read(value.as_bytes()).map(|(record, _)| Arc::new(record))
 }
 
 #[cfg(test)]
@@ -256,6 +269,22 @@ mod tests {
         headers
     }
 
+    /// A 200's head with `headers`.
+    fn head(headers: HeaderMap) -> Parts {
+        let (mut head, ()) = Response::new(()).into_parts();
+        head.headers = headers;
+        head
+    }
+
+    /// The record [`fields`] hold, read.
+    fn record() -> Arc<Record> {
+        Arc::new(
+            meta::read(fields()[meta::META_HEADER].as_bytes())
+                .unwrap()
+                .0,
+        )
+    }
+
     /// Bookkeeping and fields: what an entry costs beyond its body and URL.
     fn overhead() -> usize {
         ENTRY_OVERHEAD + meta::META_HEADER.len() + fields()[meta::META_HEADER].len()
@@ -264,7 +293,7 @@ mod tests {
     fn admit(tier: &mut HotTier<Vec<u8>>, url: &str, body: &str, until: u64) {
         let body = body.as_bytes().to_vec();
         let len = body.len() as u64;
-        tier.admit(url, StatusCode::OK, &fields(), body, len, until);
+        tier.admit(url, &head(fields()), record(), body, len, until);
     }
 
     fn body(tier: &mut HotTier<Vec<u8>>, url: &str, now: u64) -> Option<String> {
@@ -310,16 +339,10 @@ mod tests {
         let mut off = HotTier::new(0);
         admit(&mut off, "/t", "b", 100);
         assert!(off.is_empty());
-        // A copy whose record does not read is never held.
+        // A copy whose fields hold no record is never held.
         let mut tier = HotTier::new(64 * 1024);
-        tier.admit(
-            "/x",
-            StatusCode::OK,
-            &HeaderMap::new(),
-            b"b".to_vec(),
-            1,
-            100,
-        );
+        let (head, body) = (head(HeaderMap::new()), b"b".to_vec());
+        tier.admit("/x", &head, record(), body, 1, 100);
         assert!(tier.is_empty());
     }
 

@@ -60,7 +60,10 @@ impl<V> Lru<V> {
     pub fn get(&mut self, url: &str) -> Option<&mut V> {
         let held = self.slots.get_mut(url)?;
         self.tick += 1;
-        let key = self.order.remove(&held.tick).expect("every slot is in the order");
+        let key = self
+            .order
+            .remove(&held.tick)
+            .expect("every slot is in the order");
         held.tick = self.tick;
         self.order.insert(held.tick, key);
         Some(&mut held.value)

@@ -63,7 +63,8 @@ struct Envelope {
 }
 
 /// A record its storage layer already read from the fields it came in
-/// (which still hold it): [`from_stored`] then parses no JSON.
+/// (which still hold it): [`from_stored`] then parses no JSON. Unlike the
+/// hot tier's `ReadRecord`, whose fields were restored already.
 #[derive(Debug, Clone)]
 pub struct ParsedRecord(pub std::sync::Arc<Record>);
 
@@ -214,10 +215,9 @@ pub fn to_stored(headers: &mut HeaderMap, mut meta: EntryMeta, retention: u64) -
 
 /// The latest the Cache API may keep a stored copy until (Unix seconds): a
 /// response's record time plus the lifetime it was stored with (it was put
-/// no earlier than it was received), a Vary marker's `keep_until`. `None`
-/// without a readable record.
-pub fn kept_until(headers: &HeaderMap) -> Option<u64> {
-    let (record, _) = read(headers.get(META_HEADER)?.as_bytes())?;
+/// no earlier than it was received), a Vary marker's `keep_until`.
+/// `record` is the one `headers` hold; `None` without a stored lifetime.
+pub fn kept_until(headers: &HeaderMap, record: &Record) -> Option<u64> {
     match record {
         Record::Vary(marker) => Some(marker.keep_until),
         Record::Response(meta) => {
