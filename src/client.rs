@@ -248,14 +248,7 @@ impl Client {
     /// `Sec-CH-UA-Mobile` saying the same, with the other client hints
     /// gone, so the origin sees nothing of the device the key does not hold.
     pub fn stamp_device_class(&self, headers: &mut HeaderMap) {
-        let hints: Vec<HeaderName> = headers
-            .keys()
-            .filter(|name| name.as_str().starts_with("sec-ch-ua"))
-            .cloned()
-            .collect();
-        for name in hints {
-            headers.remove(name);
-        }
+        crate::headers::remove_where(headers, |name| name.starts_with("sec-ch-ua"));
         let agent = HeaderValue::from_static(self.device.canonical_agent());
         headers.insert(USER_AGENT, agent);
         let mobile = match self.device {
@@ -294,19 +287,9 @@ impl Client {
                     a == b || (!a.is_ascii_alphanumeric() && !b.is_ascii_alphanumeric())
                 })
         };
-        let forged: Vec<HeaderName> = headers
-            .keys()
-            .filter(|name| {
-                traits
-                    .iter()
-                    .flatten()
-                    .any(|t| spelled_alike(name.as_str(), t))
-            })
-            .cloned()
-            .collect();
-        for name in forged {
-            headers.remove(name);
-        }
+        crate::headers::remove_where(headers, |name| {
+            traits.iter().flatten().any(|t| spelled_alike(name, t))
+        });
         let device = HeaderValue::from_static(self.device.as_str());
         headers.insert(DEVICE_TYPE, device.clone());
         headers.insert(&names.device, device);

@@ -31,7 +31,20 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in &named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
+    remove_where(headers, |name| HOP_BY_HOP.contains(&name));
+}
+
+/// Removes every field whose name `doomed` says so of. One pass over the
+/// names present: most messages carry none of the names a strip is after,
+/// and removing by a `&str` parses and hashes that name each time (about
+/// 1% of a Cache API hit's profile for the nine hop-by-hop names alone).
+pub fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&str) -> bool) {
+    let found: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| doomed(name.as_str()))
+        .cloned()
+        .collect();
+    for name in found {
         headers.remove(name);
     }
 }
@@ -45,9 +58,7 @@ const NEVER_FORWARDED: [&str; 2] = ["expect", "proxy"];
 
 /// Removes [`NEVER_FORWARDED`].
 pub fn strip_never_forwarded(headers: &mut HeaderMap) {
-    for name in NEVER_FORWARDED {
-        headers.remove(name);
-    }
+    remove_where(headers, |name| NEVER_FORWARDED.contains(&name));
 }
 
 /// Request fields that can change what an origin answers without being part
@@ -132,14 +143,9 @@ pub fn strip_unkeyed_inputs(headers: &mut HeaderMap) {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     };
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| alias(name.as_str()) || UNKEYED_INPUTS.contains(&name.as_str()))
-        .cloned()
-        .collect();
-    for name in doomed {
-        headers.remove(name);
-    }
+    remove_where(headers, |name| {
+        alias(name) || UNKEYED_INPUTS.contains(&name)
+    });
 }
 
 /// Removes the targeted cache fields from what the client receives: they are

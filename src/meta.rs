@@ -251,9 +251,7 @@ pub fn from_stored(headers: &mut HeaderMap, parsed: Option<ParsedRecord>) -> Opt
         None => read(raw.as_bytes())?.0,
     };
     if let Record::Response(meta) = &record {
-        for name in SHADOWED {
-            headers.remove(name);
-        }
+        crate::headers::remove_where(headers, |name| SHADOWED.contains(&name));
         for (name, value) in &meta.shadow {
             if let (Ok(n), Ok(v)) = (
                 HeaderName::from_bytes(name.as_bytes()),
