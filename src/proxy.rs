@@ -40,7 +40,7 @@ use crate::range::{self, RangeResponse};
 use crate::stale::{self, StaleUse};
 use crate::status::{CacheStatus, Phase};
 use crate::variance::vary_names;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::response::Parts;
 use http::{Method, Request, Response, StatusCode, Uri};
 use std::marker::PhantomData;
@@ -439,7 +439,8 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         match self.storage.get(url).await {
             Ok(Some(mut response)) => {
                 // The Cache API's own note on the copy, not the origin's.
-                response.headers_mut().remove("cf-cache-status");
+                const CF_CACHE_STATUS: HeaderName = HeaderName::from_static("cf-cache-status");
+                response.headers_mut().remove(CF_CACHE_STATUS);
                 let extensions = response.extensions_mut();
                 let record = match extensions.remove::<ReadRecord>() {
                     Some(ReadRecord(record)) => Arc::unwrap_or_clone(record),
