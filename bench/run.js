@@ -7,10 +7,11 @@
 //   make bench                     (defaults: 4 rounds of 8 s, 16 connections)
 //   ROUNDS=6 SECONDS=10 CONNECTIONS=32 node bench/run.js
 import http from 'node:http';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { dirname } from 'node:path';
+import { cpus } from 'node:os';
 import { Miniflare } from 'miniflare';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 4);
@@ -116,6 +117,8 @@ const workers = {
   'bare JS worker': await start('bare JS worker', { ...common, port: 0, modules: true, scriptPath: 'bench/bare-worker.js' }),
   // The bare worker rebuilding its response, as changing `Age` requires.
   'JS worker, rebuilt': await start('JS worker, rebuilt', { ...common, port: 0, modules: true, scriptPath: 'bench/rebuild-worker.js' }),
+  // edge-cache's runtime calls on a hit, from JavaScript, without its logic.
+  "JS, edge-cache's calls": await start("JS, edge-cache's calls", { ...common, port: 0, modules: true, scriptPath: 'bench/mimic-worker.js' }),
 };
 // The least a Rust/wasm worker does for the same hit, when built
 // (`sh bench/wasm-floor/build.sh`): what crossing into wasm costs alone.
@@ -253,6 +256,56 @@ if (baseline) {
   console.log(`baseline / bare throughput: ${(report.baseline_throughput_ratio * 100).toFixed(1)}%, CPU per hit: ${(report.baseline_cpu_ratio * 100).toFixed(1)}%`);
 }
 console.log(`wasm: ${report.wasm_bytes} bytes, ${report.wasm_gzip_bytes} gzipped`);
+
+// Sharing one core: every worker's workerd pinned to one core and driven
+// at once (one wrk each, pinned to another core), so the kernel gives each
+// the same CPU time and each one's throughput is the inverse of its cost per
+// request, measured under the same conditions at the same moment. Rounds in
+// turn (above) see the machine's speed drift between runs by ±15% here;
+// these ratios move by a few points. Needs `taskset` and two cores.
+const SHARED_ROUNDS = Number(process.env.SHARED_ROUNDS ?? 6);
+const cores = cpus().length;
+let taskset = true;
+try {
+  execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+} catch {
+  taskset = false;
+}
+if (SHARED_ROUNDS > 0 && taskset && cores >= 2) {
+  const pin = (cpus) => { for (const pid of Object.values(pids).flat()) execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' }); };
+  const wrkAt = (name) =>
+    new Promise((resolve) => {
+      const cpuBefore = cpuSeconds(name);
+      const child = spawn('taskset', ['-c', '0', 'wrk', '-t', '1', '-c', '8', '-d', `${SECONDS}s`, urls[name]]);
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.on('close', () => {
+        const requests = Number(out.match(/(\d+) requests in/)[1]);
+        resolve({ rps: Number(out.match(/Requests\/sec:\s+([\d.]+)/)[1]), cpuUs: ((cpuSeconds(name) - cpuBefore) / requests) * 1e6 });
+      });
+    });
+  pin('1');
+  const shared = Object.fromEntries(Object.keys(workers).map((n) => [n, []]));
+  for (let round = 0; round < SHARED_ROUNDS; round++) {
+    const names = Object.keys(workers);
+    const runs = await Promise.all(names.map(wrkAt));
+    names.forEach((name, i) => shared[name].push(runs[i]));
+    console.error(`shared round ${round + 1}/${SHARED_ROUNDS}: ${names.map((n, i) => `${n} ${runs[i].rps.toFixed(0)}`).join(', ')}`);
+  }
+  pin(`0-${cores - 1}`);
+  const toBare = (name, field) => median(shared[name].map((r, i) => r[field] / shared['bare JS worker'][i][field]));
+  report.shared = Object.fromEntries(
+    Object.keys(workers)
+      .filter((n) => n !== 'bare JS worker')
+      .map((n) => [n, { throughput: toBare(n, 'rps'), cpu: toBare(n, 'cpuUs') }]),
+  );
+  console.log(`\nsharing one core, all at once (median of ${SHARED_ROUNDS} x ${SECONDS}s), ratios to the bare JS worker (throughput, CPU per request):`);
+  for (const [name, r] of Object.entries(report.shared)) {
+    console.log(`  ${name.padEnd(26)} ${(r.throughput * 100).toFixed(1).padStart(6)}%  ${(r.cpu * 100).toFixed(1).padStart(6)}%`);
+  }
+} else if (SHARED_ROUNDS > 0) {
+  console.log('\nsharing one core: skipped (needs taskset and two cores)');
+}
 
 // Composed pages against a single hit, edge-cache alone, rounds alternating.
 const ESI_CASES = (process.env.ESI_CASES ?? '1,5,10').split(',').filter(Boolean).map(Number);
