@@ -53,8 +53,9 @@ pub fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&str) -> bool) {
 /// `Expect: 100-continue` makes the origin send a `100` that workerd's
 /// `fetch` takes for the final answer (every such upload would fail), and
 /// `Proxy` is httpoxy: CGI turns it into `HTTP_PROXY`, the proxy setting of
-/// the origin's own outbound requests.
-const NEVER_FORWARDED: [&str; 2] = ["expect", "proxy"];
+/// the origin's own outbound requests. `X-Edge-Cache-Meta` is the name of
+/// the cache's stored record: a client's field of that name is nobody's.
+const NEVER_FORWARDED: [&str; 3] = ["expect", "proxy", crate::meta::META_HEADER];
 
 /// Removes [`NEVER_FORWARDED`].
 pub fn strip_never_forwarded(headers: &mut HeaderMap) {

@@ -345,19 +345,21 @@ test('review F2: a 412 or 416 answering a range request is never stored for the 
   assert.equal(plain.body, 'full');
 });
 
-test('review F3: httpoxy, alias spellings and device aliases never reach the origin', async () => {
+test('review F3: httpoxy, alias spellings, device aliases and the record field never reach the origin', async () => {
   origin.route('/aliases', (req) => ({ headers: { 'cache-control': 'max-age=60' }, body: JSON.stringify(req.rawHeaders) }));
   const hostile = [['Proxy', 'http://127.0.0.1:6666'], ['X-Scheme', 'http'], ['X.Forwarded.Host', 'evil.example'], ['X-ARR-SSL', 'x'],
     ['CF-Visitor', '{"scheme":"http"}'], ['X-Real-IP', '203.0.113.9'], ['True-Client-IP', '203.0.113.9'],
-    ['X-Device-User-Agent', 'iPhone'], ['X-OperaMini-Phone-UA', 'iPhone']];
+    ['X-Device-User-Agent', 'iPhone'], ['X-OperaMini-Phone-UA', 'iPhone'], ['X-Edge-Cache-Meta', '{"v":3}']];
   const res = await worker.raw('/aliases', hostile);
   const names = JSON.parse(res.body.toString()).filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
   for (const [name] of hostile) assert.ok(!names.includes(name.toLowerCase()), name);
   // A POST keeps its own headers, but never Proxy or Expect.
   origin.route('/upload', (req) => ({ body: JSON.stringify(req.rawHeaders) }));
-  const post = await worker.raw('/upload', [['Proxy', 'http://127.0.0.1:6666'], ['X-Scheme', 'http']], { method: 'POST', body: 'x' });
+  const post = await worker.raw('/upload', [['Proxy', 'http://127.0.0.1:6666'], ['X-Scheme', 'http'], ['X-Edge-Cache-Meta', '{"v":3}']], { method: 'POST', body: 'x' });
   const posted = JSON.parse(post.body.toString()).map((n) => n.toLowerCase());
   assert.ok(!posted.includes('proxy'));
+  // The name of the cache's own record: a client's is nobody's.
+  assert.ok(!posted.includes('x-edge-cache-meta'));
   assert.ok(posted.includes('x-scheme'));
 });
 
