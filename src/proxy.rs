@@ -48,6 +48,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+/// Cloudflare's cache's note on a response: the Cache API's on every copy
+/// it returns, and a Cloudflare-fronted origin's on its answers.
+const CF_CACHE_STATUS: HeaderName = HeaderName::from_static("cf-cache-status");
+
 /// A stored response as read back, with where it was read from.
 struct Entry<B> {
     meta: EntryMeta,
@@ -403,7 +407,10 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
     /// The only way to the origin. Every request it sends descends from one
     /// that `proxied` took in, whose hop-by-hop fields went as it arrived;
     /// the response's go here. An origin's own `x-edge-cache-meta` never
-    /// gets in: stored, it would be read back as our record.
+    /// gets in: stored, it would be read back as our record. Nor does its
+    /// `CF-Cache-Status` (an origin behind Cloudflare's own cache): a hit
+    /// removes the Cache API's field of that name, so a miss that kept the
+    /// origin's would look unlike the hits after it.
     /// A response without `Date` gets one, the time it was received (RFC
     /// 9110 §6.6.1: a recipient with a clock MUST, when it caches or
     /// forwards); a 304 without one would otherwise freshen an entry with
@@ -426,6 +433,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         let headers = response.headers_mut();
         strip_hop_by_hop(headers);
         headers.remove(meta::META_HEADER);
+        headers.remove(CF_CACHE_STATUS);
         if !headers.contains_key(header::DATE) {
             let date = HeaderValue::from_str(&httpdate::fmt_http_date(now)).expect("ASCII");
             headers.insert(header::DATE, date);
@@ -438,8 +446,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
     async fn read(&self, url: &str) -> Option<(Record, Response<B>)> {
         match self.storage.get(url).await {
             Ok(Some(mut response)) => {
-                // The Cache API's own note on the copy, not the origin's.
-                const CF_CACHE_STATUS: HeaderName = HeaderName::from_static("cf-cache-status");
+                // The Cache API's own note on the copy.
                 response.headers_mut().remove(CF_CACHE_STATUS);
                 let extensions = response.extensions_mut();
                 let record = match extensions.remove::<ReadRecord>() {

@@ -269,6 +269,20 @@ test('hop-by-hop headers are removed in both directions', async () => {
   assert.equal(hit.headers.get('x-origin-hop'), null);
 });
 
+// An origin behind Cloudflare's own cache says so in CF-Cache-Status. A hit
+// removes the Cache API's field of that name, so the miss drops the origin's
+// too: a miss and the hits after it carry the same fields.
+test("an origin's CF-Cache-Status is on neither the miss nor its hits", async () => {
+  origin.route('/cf-status', cacheable('x', { 'cf-cache-status': 'HIT', 'x-kept': '1' }));
+  const miss = await worker.fetch('/cf-status');
+  assert.match(miss.cacheStatus, /fwd=uri-miss/);
+  assert.equal(miss.headers.get('cf-cache-status'), null);
+  assert.equal(miss.headers.get('x-kept'), '1');
+  const hit = await worker.stored('/cf-status');
+  assert.equal(hit.headers.get('cf-cache-status'), null);
+  assert.equal(hit.headers.get('x-kept'), '1');
+});
+
 test('Set-Cookie never reaches a stored entry; a private response keeps it', async () => {
   origin.route('/cookie', cacheable('x', { 'set-cookie': 'sid=abc; Path=/' }));
   const miss = await worker.fetch('/cookie');
