@@ -94,11 +94,19 @@ pub fn normalize(uri: &Uri, tracking: &TrackingParams) -> Option<NormalizedUri> 
     let scheme = uri.scheme_str()?.to_ascii_lowercase();
     // `shop.test.` is `shop.test` to DNS and to the origin: one key.
     let host = uri.host()?.trim_end_matches('.').to_ascii_lowercase();
+    // A port past `u16` (`-8080`, `65536`) names no server this cache can
+    // key: `http` reads it as none, which would be the default port's key.
+    let port = match uri.authority()?.as_str().rsplit_once(':') {
+        Some((_, spelled)) if !spelled.is_empty() && !spelled.ends_with(']') => {
+            Some(uri.port_u16()?)
+        }
+        _ => None,
+    };
     let default_port = matches!(
-        (scheme.as_str(), uri.port_u16()),
+        (scheme.as_str(), port),
         ("http", Some(80)) | ("https", Some(443))
     );
-    let authority = match uri.port_u16() {
+    let authority = match port {
         Some(port) if !default_port => format!("{host}:{port}"),
         _ => host,
     };
@@ -496,5 +504,30 @@ mod tests {
     #[test]
     fn no_host_no_key() {
         assert!(normalize(&"/relative".parse().unwrap(), &TrackingParams::default()).is_none());
+    }
+
+    #[test]
+    fn a_port_past_u16_is_no_key_not_the_default_ports() {
+        for bad in [
+            "http://h:-8080/x",
+            "http://h:65536/x",
+            "http://h:-0/x",
+            "http://[::1]:99999/x",
+        ] {
+            let uri: Uri = bad.parse().unwrap();
+            assert!(
+                normalize(&uri, &TrackingParams::default()).is_none(),
+                "{bad}"
+            );
+        }
+        for (good, want) in [
+            ("http://h:/x", "http://h/x"),
+            ("http://[::1]/x", "http://[::1]/x"),
+            ("http://[::1]:81/x", "http://[::1]:81/x"),
+        ] {
+            let uri: Uri = good.parse().unwrap();
+            let got = normalize(&uri, &TrackingParams::default()).map(|n| n.uri().to_string());
+            assert_eq!(got.as_deref(), Some(want), "{good}");
+        }
     }
 }

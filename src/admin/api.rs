@@ -281,7 +281,8 @@ fn whatwg_encoded(url: &str) -> String {
 }
 
 fn keyed(uri: &Uri, tracking: &TrackingParams) -> Result<NormalizedUri, ApiError> {
-    normalize(uri, tracking).ok_or_else(|| ApiError::bad(format!("URL {uri} has no host")))
+    normalize(uri, tracking)
+        .ok_or_else(|| ApiError::bad(format!("URL {uri} has no host, or a port past 65535")))
 }
 
 /// `host/path`, `scheme://host/path` or `/path` (any host).

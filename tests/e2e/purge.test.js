@@ -185,6 +185,9 @@ test('auth and bad input: 401, 400 naming the problem, 405, 413, 404; nothing pu
     [JSON.stringify({ tags: Array.from({ length: 101 }, (_, i) => `t${i}`) }), /at most 100/],
     ['{"tags": ["has space"]}', /visible ASCII/],
     ['{"urls": ["ftp://x/y"]}', /http\(s\)/],
+    // Not the default port's entry: `http` reads a port past u16 as none.
+    ['{"urls": ["http://shop.test:-8080/y"]}', /port past 65535/],
+    ['{"urls": ["http://shop.test:65536/y"]}', /port past 65535/],
   ];
   for (const [body, says] of bad) {
     const res = await admin(worker, 'POST', '/purge', body);
