@@ -19,11 +19,13 @@ const NOT_MODIFIED_FIELDS: [HeaderName; 7] = [
 
 /// True when the client's `If-None-Match` / `If-Modified-Since` is satisfied
 /// by `stored`, so a 304 answers it (RFC 9110 §13.1.2, §13.1.3, §13.2.2).
+/// `stored` is a current representation (the caller only asks for a 200), so
+/// `If-None-Match: *` is satisfied by it with or without an `ETag`: "If the
+/// field value is "*", the condition is false if the origin server has a
+/// current representation for the target resource" (§13.1.2).
 pub fn is_not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
     if request.contains_key(IF_NONE_MATCH) {
-        let Some(etag) = stored.get(ETAG).and_then(|v| v.to_str().ok()) else {
-            return false;
-        };
+        let etag = stored.get(ETAG).and_then(|v| v.to_str().ok());
         return request
             .get_all(IF_NONE_MATCH)
             .iter()
@@ -31,7 +33,7 @@ pub fn is_not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
             .flat_map(|v| v.split(','))
             .any(|candidate| {
                 let candidate = candidate.trim();
-                candidate == "*" || weak_eq(candidate, etag)
+                candidate == "*" || etag.is_some_and(|etag| weak_eq(candidate, etag))
             });
     }
     // If-Modified-Since is ignored when If-None-Match is present (§13.1.3).
@@ -177,10 +179,15 @@ mod tests {
         for (req, want) in cases {
             assert_eq!(is_not_modified(&h(req), &stored), *want, "{req:?}");
         }
-        assert!(!is_not_modified(
-            &h(&[("if-none-match", "*")]),
-            &HeaderMap::new()
-        ));
+        // A representation without an ETag still satisfies `*`, and no
+        // other tag: `If-Modified-Since` is not looked at (§13.1.3).
+        let untagged = h(&[("last-modified", "Tue, 01 Jan 2030 00:00:00 GMT")]);
+        assert!(is_not_modified(&h(&[("if-none-match", "*")]), &untagged));
+        let ims_too = [
+            ("if-none-match", "\"v1\""),
+            ("if-modified-since", "Wed, 01 Jan 2031 00:00:00 GMT"),
+        ];
+        assert!(!is_not_modified(&h(&ims_too), &untagged));
     }
 
     #[test]

@@ -208,6 +208,18 @@ test('a client conditional request on a fresh entry gets a 304 from the cache', 
   assert.equal(origin.calls('/cond').length, 1);
 });
 
+test('If-None-Match: * gets a 304 from a stored 200 without an ETag (RFC 9110 §13.1.2)', async () => {
+  origin.route('/cond-any', cacheable('body'));
+  await worker.fetch('/cond-any');
+  await worker.stored('/cond-any');
+  const any = await worker.fetch('/cond-any', { headers: { 'if-none-match': '*' } });
+  assert.equal(any.status, 304);
+  assert.equal(any.body, '');
+  assert.match(any.cacheStatus, /hit/);
+  assert.equal((await worker.fetch('/cond-any', { headers: { 'if-none-match': '"x"' } })).status, 200);
+  assert.equal(origin.calls('/cond-any').length, 1);
+});
+
 test('client no-cache and max-age=0 are served from cache (documented choice)', async () => {
   origin.route('/client-nc', cacheable('x'));
   await worker.fetch('/client-nc');
