@@ -30,9 +30,8 @@ pub fn is_not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
             .get_all(IF_NONE_MATCH)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
+            .flat_map(entity_tags)
             .any(|candidate| {
-                let candidate = candidate.trim();
                 candidate == "*" || etag.is_some_and(|etag| weak_eq(candidate, etag))
             });
     }
@@ -46,10 +45,35 @@ pub fn is_not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
     }
 }
 
+/// The members of an `If-None-Match` list (RFC 9110 §13.1.2): `*`, or
+/// entity-tags. An entity-tag's quoted part may hold commas (`etagc`,
+/// §8.8.3), so the list is read tag by tag, not split on commas: `"x,*,y"`
+/// is one tag, not a `*`. Reading stops at the first member that is
+/// neither, so a malformed list matches only by the members before it.
+fn entity_tags(list: &str) -> impl Iterator<Item = &str> {
+    let mut rest = list;
+    std::iter::from_fn(move || {
+        rest = rest.trim_start_matches([' ', '\t', ',']);
+        if let Some(after) = rest.strip_prefix('*') {
+            rest = after;
+            return Some("*");
+        }
+        let quoted = rest.strip_prefix("W/").unwrap_or(rest);
+        let end = quoted.strip_prefix('"')?.find('"')? + 2;
+        let length = rest.len() - quoted.len() + end;
+        let (tag, after) = rest.split_at(length);
+        rest = after;
+        Some(tag)
+    })
+}
+
 /// Weak comparison (RFC 9110 §8.8.3.2): equal opaque tags, `W/` ignored.
 fn weak_eq(a: &str, b: &str) -> bool {
-    let strip = |t: &str| t.trim().trim_start_matches("W/").to_string();
-    strip(a) == strip(b)
+    fn opaque(tag: &str) -> &str {
+        let tag = tag.trim();
+        tag.strip_prefix("W/").unwrap_or(tag)
+    }
+    opaque(a) == opaque(b)
 }
 
 /// The headers of a 304 standing for `stored`.
@@ -178,6 +202,20 @@ mod tests {
         ];
         for (req, want) in cases {
             assert_eq!(is_not_modified(&h(req), &stored), *want, "{req:?}");
+        }
+        // A comma inside a tag is part of it (RFC 9110 §8.8.3).
+        let commas = h(&[("etag", "\"a,b\"")]);
+        for (inm, want) in [
+            ("\"a,b\"", true),
+            ("\"x\", W/\"a,b\"", true),
+            ("\"x,*,y\"", false),
+            ("\"a\", \"b\"", false),
+            ("\"x\" , *", true),
+            ("bare, *", false),
+            ("\"unclosed, *", false),
+        ] {
+            let request = h(&[("if-none-match", inm)]);
+            assert_eq!(is_not_modified(&request, &commas), want, "{inm}");
         }
         // A representation without an ETag still satisfies `*`, and no
         // other tag: `If-Modified-Since` is not looked at (§13.1.3).

@@ -520,7 +520,14 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
                 }
                 // A bypass keeps its own reason; otherwise say why it was not stored.
                 status.detail.get_or_insert(reason.as_str());
-                return Ok(self.deliver(parts, body, client_headers, method, status));
+                return Ok(self.deliver(
+                    parts,
+                    body,
+                    client_headers,
+                    method,
+                    status,
+                    Preconditions::PassOn,
+                ));
             }
         };
         let body = match body.buffered(self.storing_limit()).await {
@@ -532,7 +539,14 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
                     Exceeded::Time => NoStoreReason::TooSlow,
                 };
                 status.detail = Some(reason.as_str());
-                return Ok(self.deliver(parts, body, client_headers, method, status));
+                return Ok(self.deliver(
+                    parts,
+                    body,
+                    client_headers,
+                    method,
+                    status,
+                    Preconditions::PassOn,
+                ));
             }
             Err(e) => {
                 let error = OriginError::Incomplete(e.0);
@@ -550,7 +564,14 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         );
         status.stored = true;
         status.ttl = Some(stored.meta.ttl(now));
-        Ok(self.deliver(parts, stored.client_body, client_headers, method, status))
+        Ok(self.deliver(
+            parts,
+            stored.client_body,
+            client_headers,
+            method,
+            status,
+            Preconditions::Answer,
+        ))
     }
 }
 
@@ -613,6 +634,7 @@ mod revalidate;
 pub use purging::Purges;
 
 pub use respond::local_response;
+use respond::Preconditions;
 mod store;
 use store::Target;
 

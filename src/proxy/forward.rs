@@ -29,7 +29,14 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             self.invalidate(&uri, response.headers()).await;
         }
         let (parts, body) = response.into_parts();
-        self.deliver(parts, body, &client_headers, &method, status)
+        self.deliver(
+            parts,
+            body,
+            &client_headers,
+            &method,
+            status,
+            Preconditions::PassOn,
+        )
     }
 
     /// §4.4: a successful unsafe request invalidates the target URI and the

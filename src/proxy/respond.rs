@@ -3,6 +3,21 @@
 
 use super::*;
 
+/// Who answers the client's preconditions (RFC 9110 §13.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Preconditions {
+    /// The cache, from a response it holds: served from storage, or just
+    /// stored. The client's preconditions were kept from the origin for it
+    /// (see `origin_request`).
+    Answer,
+    /// Not the cache: the origin saw them (a forwarded request), or the
+    /// response is one the cache does not hold. RFC 9111 §4.3.2: a cache
+    /// must not evaluate preconditions for a target it has no stored
+    /// response for. Turning a `private` 200 into a 304 would also drop its
+    /// `Set-Cookie`, and overrule an origin that chose to answer 200.
+    PassOn,
+}
+
 impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, W, K> {
     /// Serves a stored response: `Age`, and the client's preconditions, range and method applied.
     #[allow(clippy::too_many_arguments)]
@@ -26,7 +41,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             && method == Method::GET
             && !conditional::is_not_modified(request, &parts.headers);
         if !wants_range {
-            return self.deliver(parts, body, request, method, status);
+            return self.deliver(parts, body, request, method, status, Preconditions::Answer);
         }
         // Stored bodies carry their length (they are stored whole); an
         // entry without one is read whole to learn it. Either way only the
@@ -41,13 +56,22 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             None => match body.buffered(ReadLimit::NONE).await {
                 Ok(Buffered::Whole(body, length)) => (body, length),
                 Ok(Buffered::PassOn(body, _)) => {
-                    return self.deliver(parts, body, request, method, status)
+                    return self.deliver(
+                        parts,
+                        body,
+                        request,
+                        method,
+                        status,
+                        Preconditions::Answer,
+                    )
                 }
                 Err(e) => return self.storage_failed(status, e, now),
             },
         };
         match range::evaluate(request, &parts.headers, length) {
-            RangeResponse::Full => self.deliver(parts, body, request, method, status),
+            RangeResponse::Full => {
+                self.deliver(parts, body, request, method, status, Preconditions::Answer)
+            }
             RangeResponse::Partial { start, end } => {
                 let slice = match body.range(start, end).await {
                     Ok(slice) => (slice, end - start + 1),
@@ -55,20 +79,21 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
                 };
                 let range = format!("bytes {start}-{end}/{length}");
                 let (parts, body) = partial(parts, StatusCode::PARTIAL_CONTENT, &range, slice);
-                self.deliver(parts, body, request, method, status)
+                self.deliver(parts, body, request, method, status, Preconditions::Answer)
             }
             RangeResponse::Unsatisfiable => {
                 let range = format!("bytes */{length}");
                 let empty = (B::empty(), 0);
                 let (parts, body) =
                     partial(parts, StatusCode::RANGE_NOT_SATISFIABLE, &range, empty);
-                self.deliver(parts, body, request, method, status)
+                self.deliver(parts, body, request, method, status, Preconditions::Answer)
             }
         }
     }
 
     /// The last step for every proxied response: answer preconditions with a
-    /// 304, drop the body for HEAD, clean the headers, add `Cache-Status`.
+    /// 304 when the cache holds the response, drop the body for HEAD, clean
+    /// the headers, add `Cache-Status`.
     pub(super) fn deliver(
         &self,
         mut parts: Parts,
@@ -76,6 +101,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         request: &HeaderMap,
         method: &Method,
         mut status: CacheStatus,
+        preconditions: Preconditions,
     ) -> Response<B> {
         let mut body = if method == Method::HEAD {
             B::empty()
@@ -111,7 +137,8 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         if template {
             parts.extensions.insert(compose::EsiTemplate);
         }
-        if cacheable_method
+        if preconditions == Preconditions::Answer
+            && cacheable_method
             && !template
             && parts.status == StatusCode::OK
             && conditional::is_not_modified(request, &parts.headers)

@@ -23,6 +23,14 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         let method = request.method().clone();
         let (request_parts, body) = request.into_parts();
         let mut origin_request = origin_request(Request::from_parts(request_parts.clone(), body));
+        // The origin's 304 must answer the cache's validators, not the
+        // client's: a client's `If-None-Match: *` riding on a range
+        // request would make any 304 look like one that selects the stale
+        // copy, and keep it fresh for everyone (RFC 9111 §4.3.4). Its
+        // range goes too: the entry is revalidated whole, as in the
+        // background.
+        conditional::strip_preconditions(origin_request.headers_mut());
+        origin_request.headers_mut().remove(header::RANGE);
         for (name, value) in validators.iter().flatten() {
             origin_request
                 .headers_mut()
@@ -97,14 +105,14 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             Ok(plan) => plan,
             Err(reason) => {
                 status.detail = Some(reason.as_str());
-                return self.deliver(parts, body, client, method, status);
+                return self.deliver(parts, body, client, method, status, Preconditions::PassOn);
             }
         };
         // Read whole before it is stored again, as a fetched body is.
         let body = match body.buffered(self.storing_limit()).await {
             Ok(Buffered::Whole(body, _)) => body,
             Ok(Buffered::PassOn(body, _)) => {
-                return self.deliver(parts, body, client, method, status)
+                return self.deliver(parts, body, client, method, status, Preconditions::PassOn)
             }
             Err(e) => return self.storage_failed(status, e, now),
         };

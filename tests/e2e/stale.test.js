@@ -334,3 +334,46 @@ test('review: stale-if-error covers a body that breaks off', async () => {
   assert.equal(res.body, 'good copy');
   assert.match(res.cacheStatus, /detail=stale-if-error$/);
 });
+
+test('review: preconditions are answered only from what the cache holds', async () => {
+  // RFC 9111 §4.3.2: nothing is stored for a private answer, and the
+  // origin never saw the client's If-None-Match (a fill asks without it).
+  origin.route('/login', (req, n) => ({ headers: { 'cache-control': 'private, no-store', 'set-cookie': `session=s${n}; HttpOnly`, etag: '"p"' }, body: 'welcome' }));
+  for (const inm of ['*', '"p"']) {
+    const login = await worker.fetch('/login', { headers: { 'if-none-match': inm } });
+    assert.equal(login.status, 200, inm);
+    assert.equal(login.body, 'welcome');
+    assert.match(login.headers.get('set-cookie'), /^session=s\d; HttpOnly$/);
+  }
+  // A bypassed request takes its preconditions to the origin, whose 200 stands.
+  origin.route('/account', { headers: { 'cache-control': 'private', 'set-cookie': 'session=rotated' }, body: 'account' });
+  const account = await worker.fetch('/account', { headers: { cookie: 'session=old', 'if-none-match': '*' } });
+  assert.equal(account.status, 200);
+  assert.equal(account.headers.get('set-cookie'), 'session=rotated');
+  assert.equal(origin.calls('/account')[0].headers['if-none-match'], '*');
+});
+
+test('review: a client\'s If-None-Match: * on a range request cannot keep a stale copy alive', async () => {
+  // The origin's 304 for `*` says nothing about the stored copy (RFC 9110
+  // §13.1.2); a revalidation asks with the cache's validators only.
+  let version = 1;
+  origin.route('/pin', (req, n) => {
+    const modified = new Date(Date.UTC(2020, 0, version)).toUTCString();
+    // Stale on arrival the first time only.
+    const headers = { 'cache-control': 'max-age=60', ...(n === 1 ? { age: '60' } : {}) };
+    if (req.headers['if-none-match'] === '*' || req.headers['if-modified-since'] === modified) return { status: 304, headers };
+    return { headers: { ...headers, 'last-modified': modified }, body: `VERSION-${version}` };
+  });
+  await worker.fetch('/pin');
+  await settle();
+  version = 2;
+  const attacker = await worker.fetch('/pin', { headers: { range: 'bytes=0-0', 'if-none-match': '*' } });
+  assert.equal(attacker.status, 304);
+  const revalidation = origin.calls('/pin')[1].headers;
+  assert.equal(revalidation['if-none-match'], undefined);
+  assert.equal(revalidation.range, undefined);
+  await settle();
+  const plain = await worker.fetch('/pin');
+  assert.equal(plain.body, 'VERSION-2');
+  assert.match(plain.cacheStatus, /; hit/);
+});

@@ -342,6 +342,90 @@ fn client_conditionals_get_304_from_cache() {
 }
 
 #[test]
+fn preconditions_are_answered_only_from_responses_the_cache_holds() {
+    let mut h = harness(ok(
+        &[
+            ("cache-control", "private, no-store"),
+            ("set-cookie", "session=s1; HttpOnly"),
+            ("etag", "\"p1\""),
+        ],
+        "welcome",
+    ));
+    // RFC 9111 §4.3.2: nothing stored, so nothing to answer them from;
+    // the origin never saw them (a fill asks without them).
+    for inm in ["*", "\"p1\""] {
+        let login = h.send("GET", "/login", &[("if-none-match", inm)]);
+        assert_eq!(login.status(), 200, "{inm}");
+        assert_eq!(login.body(), b"welcome");
+        assert_eq!(login.headers()["set-cookie"], "session=s1; HttpOnly");
+    }
+    // A bypassed request takes its preconditions to the origin, whose 200 stands.
+    h.config_mut().bypass_cookies = crate::cookies::BypassCookies::parse("session").unwrap();
+    h.answer_with(ok(
+        &[
+            ("cache-control", "private"),
+            ("set-cookie", "session=rotated"),
+        ],
+        "account",
+    ));
+    let headers = [("cookie", "session=old"), ("if-none-match", "*")];
+    let account = h.send("GET", "/account", &headers);
+    assert_eq!(account.status(), 200);
+    assert_eq!(account.headers()["set-cookie"], "session=rotated");
+    let seen = h.proxy.origin.seen.borrow();
+    assert_eq!(seen.last().unwrap().headers()["if-none-match"], "*");
+}
+
+#[test]
+fn a_clients_preconditions_do_not_ride_on_a_revalidation() {
+    let version = Rc::new(std::cell::Cell::new(1));
+    let current = version.clone();
+    let mut h = harness(move |req| {
+        let modified = format!("Wed, 0{} Jan 2020 00:00:00 GMT", current.get());
+        let mut r = Response::new(format!("VERSION-{}", current.get()).into_bytes());
+        let unchanged = req
+            .headers()
+            .get("if-modified-since")
+            .is_some_and(|v| v == &modified[..]);
+        // `*` is true of any representation (RFC 9110 §13.1.2): a 304 with no validators.
+        if req.headers().get("if-none-match").is_some_and(|v| v == "*") || unchanged {
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            r.body_mut().clear();
+        } else {
+            r.headers_mut()
+                .insert("last-modified", modified.parse().unwrap());
+        }
+        r.headers_mut()
+            .insert("cache-control", "max-age=3".parse().unwrap());
+        Ok(r)
+    });
+    h.get("/page");
+    version.set(2);
+    h.advance(4);
+    let headers = [("range", "bytes=0-0"), ("if-none-match", "*")];
+    let attacker = h.send("GET", "/page", &headers);
+    assert_eq!(attacker.status(), 304);
+    let revalidation = h
+        .proxy
+        .origin
+        .seen
+        .borrow()
+        .last()
+        .unwrap()
+        .headers()
+        .clone();
+    assert!(!revalidation.contains_key("if-none-match"));
+    assert!(!revalidation.contains_key("range"));
+    assert_eq!(
+        revalidation["if-modified-since"],
+        "Wed, 01 Jan 2020 00:00:00 GMT"
+    );
+    let plain = h.get("/page");
+    assert_eq!(plain.body(), b"VERSION-2");
+    assert_eq!(status(&plain), "edge-cache; hit; ttl=3");
+}
+
+#[test]
 fn ranges_are_cut_from_the_stored_full_response() {
     let h = harness(|req| {
         let mut r = Response::new(b"0123456789".to_vec());
