@@ -512,6 +512,12 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
     ) -> Result<Response<B>, (CacheStatus, OriginError)> {
         let (mut parts, body) = response.into_parts();
         status.fwd_status = Some(parts.status.as_u16());
+        // What is not stored is the origin's answer, not the cache's: the
+        // client's preconditions pass on unanswered (see `Preconditions`).
+        let not_stored = |parts: Parts, body: B, status: CacheStatus| {
+            let pass_on = Preconditions::PassOn;
+            self.deliver(parts, body, client_headers, method, status, pass_on)
+        };
         let plan = match self.plan(client_headers, (parts.status, &parts.headers), now) {
             Ok(plan) => plan,
             Err(reason) => {
@@ -520,14 +526,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
                 }
                 // A bypass keeps its own reason; otherwise say why it was not stored.
                 status.detail.get_or_insert(reason.as_str());
-                return Ok(self.deliver(
-                    parts,
-                    body,
-                    client_headers,
-                    method,
-                    status,
-                    Preconditions::PassOn,
-                ));
+                return Ok(not_stored(parts, body, status));
             }
         };
         let body = match body.buffered(self.storing_limit()).await {
@@ -539,14 +538,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
                     Exceeded::Time => NoStoreReason::TooSlow,
                 };
                 status.detail = Some(reason.as_str());
-                return Ok(self.deliver(
-                    parts,
-                    body,
-                    client_headers,
-                    method,
-                    status,
-                    Preconditions::PassOn,
-                ));
+                return Ok(not_stored(parts, body, status));
             }
             Err(e) => {
                 let error = OriginError::Incomplete(e.0);

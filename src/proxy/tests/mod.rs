@@ -372,8 +372,7 @@ fn preconditions_are_answered_only_from_responses_the_cache_holds() {
     let account = h.send("GET", "/account", &headers);
     assert_eq!(account.status(), 200);
     assert_eq!(account.headers()["set-cookie"], "session=rotated");
-    let seen = h.proxy.origin.seen.borrow();
-    assert_eq!(seen.last().unwrap().headers()["if-none-match"], "*");
+    assert_eq!(h.last_seen()["if-none-match"], "*");
 }
 
 #[test]
@@ -405,15 +404,7 @@ fn a_clients_preconditions_do_not_ride_on_a_revalidation() {
     let headers = [("range", "bytes=0-0"), ("if-none-match", "*")];
     let attacker = h.send("GET", "/page", &headers);
     assert_eq!(attacker.status(), 304);
-    let revalidation = h
-        .proxy
-        .origin
-        .seen
-        .borrow()
-        .last()
-        .unwrap()
-        .headers()
-        .clone();
+    let revalidation = h.last_seen();
     assert!(!revalidation.contains_key("if-none-match"));
     assert!(!revalidation.contains_key("range"));
     assert_eq!(
@@ -591,6 +582,12 @@ const PIXEL: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/120.0 Mobil
 const DESKTOP: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0 Safari/537.36";
 
 impl Harness {
+    /// The fields of the last request the origin saw.
+    fn last_seen(&self) -> HeaderMap {
+        let seen = self.proxy.origin.seen.borrow();
+        seen.last().expect("the origin was asked").headers().clone()
+    }
+
     /// Replaces what the origin answers from now on.
     fn answer_with(
         &self,

@@ -288,15 +288,7 @@ fn a_clients_no_store_does_not_ride_on_the_shared_background_revalidation() {
         status(&stale),
         "edge-cache; hit; ttl=-10; detail=stale-while-revalidate"
     );
-    let background = h
-        .proxy
-        .origin
-        .seen
-        .borrow()
-        .last()
-        .unwrap()
-        .headers()
-        .clone();
+    let background = h.last_seen();
     assert!(!background.contains_key("cache-control"));
     assert!(!background.contains_key("pragma"));
     // The revalidation was stored: the next request is a fresh hit.
