@@ -17,39 +17,75 @@ const NOT_MODIFIED_FIELDS: [HeaderName; 7] = [
     LAST_MODIFIED,
 ];
 
-/// True when the client's `If-None-Match` / `If-Modified-Since` is satisfied
-/// by `stored`, so a 304 answers it (RFC 9110 §13.1.2, §13.1.3, §13.2.2).
-/// `stored` is a current representation (the caller only asks for a 200), so
-/// `If-None-Match: *` is satisfied by it with or without an `ETag`: "If the
-/// field value is "*", the condition is false if the origin server has a
-/// current representation for the target resource" (§13.1.2).
-pub fn is_not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
-    if request.contains_key(IF_NONE_MATCH) {
-        let etag = stored.get(ETAG).and_then(|v| v.to_str().ok());
-        return request
-            .get_all(IF_NONE_MATCH)
+/// What the client's preconditions make of a stored 200 it is about to be
+/// served (RFC 9110 §13.2.2), evaluated in the RFC's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evaluation {
+    /// None failed: the response (or the range asked for) goes out.
+    Proceed,
+    /// `If-None-Match` / `If-Modified-Since` hold: a 304 answers.
+    NotModified,
+    /// `If-Match` / `If-Unmodified-Since` rule this representation out: a
+    /// 412. RFC 9111 §4.3.2 leaves them to origins, but a cache that serves
+    /// the representation they rule out hands a client resuming a download
+    /// bytes of another one to splice in; the origin, asked, answers 412.
+    Failed,
+}
+
+/// Evaluates the client's preconditions against `stored`, a current
+/// representation (the caller only asks for a 200). So `*` is satisfied by
+/// it with or without an `ETag`: "If the field value is "*", the condition
+/// is false if the origin server has a current representation for the
+/// target resource" (§13.1.2), and `If-Match: *` holds (§13.1.1).
+pub fn evaluate(request: &HeaderMap, stored: &HeaderMap) -> Evaluation {
+    let etag = stored.get(ETAG).and_then(|v| v.to_str().ok());
+    let modified = crate::policy::http_date(stored, &LAST_MODIFIED);
+    let listed = |name: &HeaderName, matches: &dyn Fn(&str, &str) -> bool| {
+        request
+            .get_all(name)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(entity_tags)
-            .any(|candidate| {
-                candidate == "*" || etag.is_some_and(|etag| weak_eq(candidate, etag))
-            });
-    }
-    // If-Modified-Since is ignored when If-None-Match is present (§13.1.3).
-    match (
-        crate::policy::http_date(request, &IF_MODIFIED_SINCE),
-        crate::policy::http_date(stored, &LAST_MODIFIED),
+            .any(|tag| tag == "*" || etag.is_some_and(|etag| matches(tag, etag)))
+    };
+    // Steps 1 and 2: If-Unmodified-Since only without If-Match, and only
+    // for a representation with a modification date (§13.1.4).
+    if request.contains_key(IF_MATCH) {
+        if !listed(&IF_MATCH, &strong_eq) {
+            return Evaluation::Failed;
+        }
+    } else if let (Some(since), Some(modified)) = (
+        crate::policy::http_date(request, &IF_UNMODIFIED_SINCE),
+        modified,
     ) {
-        (Some(since), Some(modified)) => modified <= since,
-        _ => false,
+        if modified > since {
+            return Evaluation::Failed;
+        }
+    }
+    // Steps 3 and 4: If-Modified-Since only without If-None-Match (§13.1.3).
+    let not_modified = if request.contains_key(IF_NONE_MATCH) {
+        listed(&IF_NONE_MATCH, &weak_eq)
+    } else {
+        match (
+            crate::policy::http_date(request, &IF_MODIFIED_SINCE),
+            modified,
+        ) {
+            (Some(since), Some(modified)) => modified <= since,
+            _ => false,
+        }
+    };
+    match not_modified {
+        true => Evaluation::NotModified,
+        false => Evaluation::Proceed,
     }
 }
 
-/// The members of an `If-None-Match` list (RFC 9110 §13.1.2): `*`, or
-/// entity-tags. An entity-tag's quoted part may hold commas (`etagc`,
-/// §8.8.3), so the list is read tag by tag, not split on commas: `"x,*,y"`
-/// is one tag, not a `*`. Reading stops at the first member that is
-/// neither, so a malformed list matches only by the members before it.
+/// The members of an `If-None-Match` / `If-Match` list (RFC 9110 §13.1.1,
+/// §13.1.2): `*`, or entity-tags. An entity-tag's quoted part may hold
+/// commas (`etagc`, §8.8.3), so the list is read tag by tag, not split on
+/// commas: `"x,*,y"` is one tag, not a `*`. An unquoted member (some
+/// origins send `ETag: abc123`, and clients echo it) runs to the next comma;
+/// an unterminated quote ends the list.
 fn entity_tags(list: &str) -> impl Iterator<Item = &str> {
     let mut rest = list;
     std::iter::from_fn(move || {
@@ -59,12 +95,20 @@ fn entity_tags(list: &str) -> impl Iterator<Item = &str> {
             return Some("*");
         }
         let quoted = rest.strip_prefix("W/").unwrap_or(rest);
-        let end = quoted.strip_prefix('"')?.find('"')? + 2;
-        let length = rest.len() - quoted.len() + end;
+        let length = match quoted.strip_prefix('"') {
+            Some(inside) => rest.len() - quoted.len() + inside.find('"')? + 2,
+            None => rest.find(',').unwrap_or(rest.len()),
+        };
         let (tag, after) = rest.split_at(length);
         rest = after;
-        Some(tag)
+        Some(tag.trim_end()).filter(|tag| !tag.is_empty())
     })
+}
+
+/// Strong comparison (RFC 9110 §8.8.3.2): neither weak, and the same tag.
+fn strong_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    !a.starts_with("W/") && a == b
 }
 
 /// Weak comparison (RFC 9110 §8.8.3.2): equal opaque tags, `W/` ignored.
@@ -167,65 +211,86 @@ mod tests {
     use crate::memory::header_map as h;
 
     #[test]
-    fn not_modified_table() {
+    fn evaluation_table() {
+        use Evaluation::{Failed, NotModified, Proceed};
         let stored = h(&[
             ("etag", "\"v1\""),
             ("last-modified", "Tue, 01 Jan 2030 00:00:00 GMT"),
         ]);
-        let cases: &[(&[(&str, &str)], bool)] = &[
-            (&[("if-none-match", "\"v1\"")], true),
-            (&[("if-none-match", "W/\"v1\"")], true),
-            (&[("if-none-match", "\"v0\", \"v1\"")], true),
-            (&[("if-none-match", "*")], true),
-            (&[("if-none-match", "\"v2\"")], false),
+        const LATER: &str = "Wed, 01 Jan 2031 00:00:00 GMT";
+        const SAME: &str = "Tue, 01 Jan 2030 00:00:00 GMT";
+        const EARLIER: &str = "Mon, 01 Jan 2029 00:00:00 GMT";
+        let cases: &[(&[(&str, &str)], Evaluation)] = &[
+            (&[("if-none-match", "\"v1\"")], NotModified),
+            (&[("if-none-match", "W/\"v1\"")], NotModified),
+            (&[("if-none-match", "\"v0\", \"v1\"")], NotModified),
+            (&[("if-none-match", "*")], NotModified),
+            (&[("if-none-match", "\"v2\"")], Proceed),
             (
-                &[
-                    ("if-none-match", "\"v2\""),
-                    ("if-modified-since", "Wed, 01 Jan 2031 00:00:00 GMT"),
-                ],
-                false,
+                &[("if-none-match", "\"v2\""), ("if-modified-since", LATER)],
+                Proceed,
+            ),
+            (&[("if-modified-since", LATER)], NotModified),
+            (&[("if-modified-since", SAME)], NotModified),
+            (&[("if-modified-since", EARLIER)], Proceed),
+            (&[("if-modified-since", "yesterday")], Proceed),
+            (&[], Proceed),
+            // Steps 1 and 2 come first, and compare strongly (§13.1.1).
+            (&[("if-match", "\"v1\"")], Proceed),
+            (&[("if-match", "\"v0\", \"v1\"")], Proceed),
+            (&[("if-match", "*")], Proceed),
+            (&[("if-match", "\"v0\""), ("range", "bytes=0-9")], Failed),
+            (&[("if-match", "W/\"v1\"")], Failed),
+            (&[("if-match", "\"v0\""), ("if-none-match", "*")], Failed),
+            (&[("if-unmodified-since", EARLIER)], Failed),
+            (&[("if-unmodified-since", SAME)], Proceed),
+            (&[("if-unmodified-since", "yesterday")], Proceed),
+            // If-Unmodified-Since is not looked at beside If-Match.
+            (
+                &[("if-match", "\"v1\""), ("if-unmodified-since", EARLIER)],
+                Proceed,
             ),
             (
-                &[("if-modified-since", "Wed, 01 Jan 2031 00:00:00 GMT")],
-                true,
+                &[("if-unmodified-since", LATER), ("if-none-match", "*")],
+                NotModified,
             ),
-            (
-                &[("if-modified-since", "Tue, 01 Jan 2030 00:00:00 GMT")],
-                true,
-            ),
-            (
-                &[("if-modified-since", "Mon, 01 Jan 2029 00:00:00 GMT")],
-                false,
-            ),
-            (&[("if-modified-since", "yesterday")], false),
-            (&[], false),
         ];
         for (req, want) in cases {
-            assert_eq!(is_not_modified(&h(req), &stored), *want, "{req:?}");
+            assert_eq!(evaluate(&h(req), &stored), *want, "{req:?}");
         }
-        // A comma inside a tag is part of it (RFC 9110 §8.8.3).
+        // A comma inside a tag is part of it (RFC 9110 §8.8.3); an unquoted
+        // tag runs to the next comma.
         let commas = h(&[("etag", "\"a,b\"")]);
-        for (inm, want) in [
-            ("\"a,b\"", true),
-            ("\"x\", W/\"a,b\"", true),
-            ("\"x,*,y\"", false),
-            ("\"a\", \"b\"", false),
-            ("\"x\" , *", true),
-            ("bare, *", false),
-            ("\"unclosed, *", false),
+        let unquoted = h(&[("etag", "abc123")]);
+        for (inm, stored, want) in [
+            ("\"a,b\"", &commas, NotModified),
+            ("\"x\", W/\"a,b\"", &commas, NotModified),
+            ("\"x,*,y\"", &commas, Proceed),
+            ("\"a\", \"b\"", &commas, Proceed),
+            ("\"x\" , *", &commas, NotModified),
+            ("bare, *", &commas, NotModified),
+            ("\"unclosed, *", &commas, Proceed),
+            ("abc123", &unquoted, NotModified),
+            ("\"x\", abc123 ", &unquoted, NotModified),
+            ("abc", &unquoted, Proceed),
         ] {
             let request = h(&[("if-none-match", inm)]);
-            assert_eq!(is_not_modified(&request, &commas), want, "{inm}");
+            assert_eq!(evaluate(&request, stored), want, "{inm}");
         }
-        // A representation without an ETag still satisfies `*`, and no
-        // other tag: `If-Modified-Since` is not looked at (§13.1.3).
-        let untagged = h(&[("last-modified", "Tue, 01 Jan 2030 00:00:00 GMT")]);
-        assert!(is_not_modified(&h(&[("if-none-match", "*")]), &untagged));
-        let ims_too = [
-            ("if-none-match", "\"v1\""),
-            ("if-modified-since", "Wed, 01 Jan 2031 00:00:00 GMT"),
-        ];
-        assert!(!is_not_modified(&h(&ims_too), &untagged));
+        // A representation without an ETag or a date: `*` holds, no tag
+        // does, and `If-Modified-Since` is not looked at (§13.1.3).
+        let untagged = h(&[("last-modified", SAME)]);
+        assert_eq!(
+            evaluate(&h(&[("if-none-match", "*")]), &untagged),
+            NotModified
+        );
+        let ims_too = [("if-none-match", "\"v1\""), ("if-modified-since", LATER)];
+        assert_eq!(evaluate(&h(&ims_too), &untagged), Proceed);
+        let bare = HeaderMap::new();
+        assert_eq!(evaluate(&h(&[("if-match", "\"v1\"")]), &bare), Failed);
+        assert_eq!(evaluate(&h(&[("if-match", "*")]), &bare), Proceed);
+        let undated = [("if-unmodified-since", EARLIER)];
+        assert_eq!(evaluate(&h(&undated), &bare), Proceed);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! last clean-up every response gets, and the worker's own error answers.
 
 use super::*;
+use crate::conditional::Evaluation;
 
 /// Who answers the client's preconditions (RFC 9110 §13.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +40,7 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
             && parts.status == StatusCode::OK
             && !(self.config.esi && compose::is_template(parts.status, &parts.headers))
             && method == Method::GET
-            && !conditional::is_not_modified(request, &parts.headers);
+            && conditional::evaluate(request, &parts.headers) == Evaluation::Proceed;
         if !wants_range {
             return self.deliver(parts, body, request, method, status, Preconditions::Answer);
         }
@@ -137,19 +138,30 @@ impl<B: Body, S: Storage<B>, O: Origin<B>, W: Background, K: Kv> Proxy<B, S, O, 
         if template {
             parts.extensions.insert(compose::EsiTemplate);
         }
-        if preconditions == Preconditions::Answer
+        let answered = preconditions == Preconditions::Answer
             && cacheable_method
             && !template
-            && parts.status == StatusCode::OK
-            && conditional::is_not_modified(request, &parts.headers)
-        {
-            let mut headers = conditional::not_modified_headers(&parts.headers);
-            if let Some(age) = parts.headers.get(header::AGE) {
-                headers.insert(header::AGE, age.clone());
+            && parts.status == StatusCode::OK;
+        let evaluation = match answered {
+            true => conditional::evaluate(request, &parts.headers),
+            false => Evaluation::Proceed,
+        };
+        match evaluation {
+            Evaluation::Proceed => {}
+            Evaluation::NotModified => {
+                let mut headers = conditional::not_modified_headers(&parts.headers);
+                if let Some(age) = parts.headers.get(header::AGE) {
+                    headers.insert(header::AGE, age.clone());
+                }
+                parts.headers = headers;
+                parts.status = StatusCode::NOT_MODIFIED;
+                body = B::empty();
             }
-            parts.headers = headers;
-            parts.status = StatusCode::NOT_MODIFIED;
-            body = B::empty();
+            Evaluation::Failed => {
+                parts.headers = HeaderMap::new();
+                parts.status = StatusCode::PRECONDITION_FAILED;
+                body = B::empty();
+            }
         }
         strip_targeted_fields(&mut parts.headers);
         if !self.config.expose_tags {

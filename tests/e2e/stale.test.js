@@ -377,3 +377,27 @@ test('review: a client\'s If-None-Match: * on a range request cannot keep a stal
   assert.equal(plain.body, 'VERSION-2');
   assert.match(plain.cacheStatus, /; hit/);
 });
+
+test('review: If-Match and If-Unmodified-Since that rule out the stored bytes get a 412, fresh or stale', async () => {
+  // A client resuming a download of another representation must get no
+  // bytes of this one (RFC 9110 §13.2.2), as the origin would answer.
+  origin.route('/resume', (req, n) => {
+    const headers = { 'cache-control': 'max-age=60', etag: '"v1"', 'last-modified': 'Wed, 01 Jan 2020 00:00:00 GMT', ...(n === 1 ? { age: '60' } : {}) };
+    if (req.headers['if-none-match'] === '"v1"') return { status: 304, headers };
+    return { headers, body: '0123456789' };
+  });
+  await worker.fetch('/resume');
+  await settle();
+  for (const phase of ['stale', 'fresh']) {
+    for (const precondition of [{ 'if-match': '"v0"' }, { 'if-unmodified-since': 'Tue, 31 Dec 2019 00:00:00 GMT' }]) {
+      const resumed = await worker.fetch('/resume', { headers: { range: 'bytes=0-3', ...precondition } });
+      assert.equal(resumed.status, 412, `${phase} ${JSON.stringify(precondition)}`);
+      assert.equal(resumed.body, '');
+      await settle();
+    }
+  }
+  const same = await worker.fetch('/resume', { headers: { range: 'bytes=0-3', 'if-match': '"v1"' } });
+  assert.equal(same.status, 206);
+  assert.equal(same.body, '0123');
+  assert.equal((await worker.fetch('/resume')).body, '0123456789');
+});

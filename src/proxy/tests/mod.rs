@@ -417,6 +417,51 @@ fn a_clients_preconditions_do_not_ride_on_a_revalidation() {
 }
 
 #[test]
+fn if_match_and_if_unmodified_since_rule_out_the_stored_bytes() {
+    let mut h = harness(|req| {
+        let mut r = Response::new(b"0123456789".to_vec());
+        if req
+            .headers()
+            .get("if-none-match")
+            .is_some_and(|v| v == "\"v1\"")
+        {
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            r.body_mut().clear();
+        }
+        r.headers_mut()
+            .insert("cache-control", "max-age=3".parse().unwrap());
+        r.headers_mut().insert("etag", "\"v1\"".parse().unwrap());
+        r.headers_mut().insert(
+            "last-modified",
+            "Wed, 01 Jan 2020 00:00:00 GMT".parse().unwrap(),
+        );
+        Ok(r)
+    });
+    h.get("/file");
+    // A client resuming a download of another representation gets no bytes
+    // of this one, fresh or just revalidated (RFC 9110 §13.2.2).
+    for advance in [0, 4] {
+        h.advance(advance);
+        for precondition in [
+            ("if-match", "\"v0\""),
+            ("if-unmodified-since", "Tue, 31 Dec 2019 00:00:00 GMT"),
+        ] {
+            let resumed = h.send("GET", "/file", &[("range", "bytes=0-3"), precondition]);
+            assert_eq!(resumed.status(), 412, "{precondition:?} after {advance}s");
+            assert!(resumed.body().is_empty());
+        }
+        let same = h.send(
+            "GET",
+            "/file",
+            &[("range", "bytes=0-3"), ("if-match", "\"v1\"")],
+        );
+        assert_eq!(same.status(), 206);
+        assert_eq!(same.body(), b"0123");
+    }
+    assert_eq!(h.get("/file").body(), b"0123456789");
+}
+
+#[test]
 fn ranges_are_cut_from_the_stored_full_response() {
     let h = harness(|req| {
         let mut r = Response::new(b"0123456789".to_vec());
