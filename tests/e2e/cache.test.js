@@ -220,6 +220,22 @@ test('If-None-Match: * gets a 304 from a stored 200 without an ETag (RFC 9110 §
   assert.equal(origin.calls('/cond-any').length, 1);
 });
 
+test('If-None-Match is read tag by tag: commas inside a tag, and unquoted tags as origins send them', async () => {
+  origin.route('/tag-comma', cacheable('body', { etag: '"a,b"' }));
+  origin.route('/tag-bare', cacheable('body', { etag: 'abc123' }));
+  for (const path of ['/tag-comma', '/tag-bare']) {
+    await worker.fetch(path);
+    await worker.stored(path);
+  }
+  const status = async (path, inm) => (await worker.fetch(path, { headers: { 'if-none-match': inm } })).status;
+  assert.equal(await status('/tag-comma', '"a,b"'), 304);
+  assert.equal(await status('/tag-comma', '"x,*,y"'), 200);
+  assert.equal(await status('/tag-comma', '"a", "b"'), 200);
+  assert.equal(await status('/tag-bare', 'abc123'), 304);
+  assert.equal(await status('/tag-bare', '"x", abc123'), 304);
+  assert.equal(await status('/tag-bare', 'abc'), 200);
+});
+
 test('client no-cache and max-age=0 are served from cache (documented choice)', async () => {
   origin.route('/client-nc', cacheable('x'));
   await worker.fetch('/client-nc');
