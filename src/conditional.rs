@@ -50,8 +50,13 @@ pub fn evaluate(request: &HeaderMap, stored: &HeaderMap) -> Evaluation {
     };
     // Steps 1 and 2: If-Unmodified-Since only without If-Match, and only
     // for a representation with a modification date (§13.1.4).
+    // A tag with bytes past ASCII (obs-text, §8.8.3) cannot be compared as
+    // text here; then If-Match is left to the origin's judgement, as
+    // before the cache evaluated it, rather than failed.
+    let unreadable = |name| request.get_all(name).iter().any(|v| v.to_str().is_err());
+    let stored_unreadable = stored.get(ETAG).is_some_and(|v| v.to_str().is_err());
     if request.contains_key(IF_MATCH) {
-        if !listed(&IF_MATCH, &strong_eq) {
+        if !(unreadable(&IF_MATCH) || stored_unreadable || listed(&IF_MATCH, &strong_eq)) {
             return Evaluation::Failed;
         }
     } else if let (Some(since), Some(modified)) = (
@@ -289,6 +294,15 @@ mod tests {
         let bare = HeaderMap::new();
         assert_eq!(evaluate(&h(&[("if-match", "\"v1\"")]), &bare), Failed);
         assert_eq!(evaluate(&h(&[("if-match", "*")]), &bare), Proceed);
+        let obs = |tag: &[u8]| HeaderValue::from_bytes(tag).unwrap();
+        let mut odd = h(&[("if-match", "\"v1\"")]);
+        odd.append(IF_MATCH, obs(b"\"x\xff\""));
+        assert_eq!(evaluate(&odd, &stored), Proceed);
+        let mut latin = HeaderMap::new();
+        latin.insert(ETAG, obs(b"\"caf\xe9\""));
+        let mut echoed = HeaderMap::new();
+        echoed.insert(IF_MATCH, obs(b"\"caf\xe9\""));
+        assert_eq!(evaluate(&echoed, &latin), Proceed);
         let undated = [("if-unmodified-since", EARLIER)];
         assert_eq!(evaluate(&h(&undated), &bare), Proceed);
     }
